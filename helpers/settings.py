@@ -1,0 +1,66 @@
+"""The workbook's settings, in one dataclass.
+
+Every notebook starts with `S = Settings.from_env()`. One field, `mode`, switches between
+
+* ``"ci"``   - CPU, tiny step counts, the starter data: what nbval runs in CI (minutes);
+* ``"full"`` - the GPU when there is one, real data, sensible training lengths.
+
+The mode comes from the environment variable ``KOKORO_MAMBA_MODE`` (``ci``/``full``); when it is unset,
+``CI=true`` (set by CI systems) means ``ci`` and anything else means ``full``. Notebooks never branch on
+anything but ``S.mode`` and the numbers derived here, so the same code runs in both modes.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _default_cache_dir() -> Path:
+    env = os.environ.get("KOKORO_MAMBA_CACHE")
+    return Path(env) if env else Path.home() / ".cache" / "kokoro-mamba"
+
+
+@dataclass
+class Settings:
+    mode: str = "full"  # "ci" or "full"
+    device: str = field(default_factory=lambda: "cuda" if torch.cuda.is_available() else "cpu")
+    weights: str = "auto"  # "auto" | "hub" | "offline-int8" | "random"
+    voice: str = "auto"  # "auto" = af_heart with hub weights, jf_alpha offline
+    seed: int = 0
+    cache_dir: Path = field(default_factory=_default_cache_dir)
+    data_dir: Path = REPO_ROOT / "data"
+    runs_dir: Path = REPO_ROOT / "runs"
+
+    @classmethod
+    def from_env(cls, **overrides) -> Settings:
+        mode = os.environ.get("KOKORO_MAMBA_MODE")
+        if mode is None:
+            mode = "ci" if os.environ.get("CI", "").lower() in ("1", "true", "yes") else "full"
+        if mode not in ("ci", "full"):
+            raise ValueError(f"KOKORO_MAMBA_MODE must be 'ci' or 'full', got {mode!r}")
+        s = cls(mode=mode, **overrides)
+        if s.mode == "ci":
+            s.device = "cpu"
+        return s
+
+    @property
+    def is_ci(self) -> bool:
+        return self.mode == "ci"
+
+    def seed_everything(self, seed: int | None = None) -> None:
+        """Seed Python, NumPy and torch (CPU and CUDA) for repeatable runs."""
+        seed = self.seed if seed is None else seed
+        random.seed(seed)
+        np.random.seed(seed)
+        torch.manual_seed(seed)
+
+    def describe(self) -> dict:
+        return {k: str(v) for k, v in asdict(self).items()}
