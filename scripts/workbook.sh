@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# One entry point for the workbook's set-up and runs:
+#   scripts/workbook.sh setup     create .venv and install the project (idempotent, fast when done)
+#   scripts/workbook.sh lab       set up, then open JupyterLab on notebooks/
+#   scripts/workbook.sh execute   set up, then run every notebook headless into build/notebooks/
+#   scripts/workbook.sh test      set up, then ruff, pytest (helpers) and nbval (notebooks, CI mode)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+PY=${PYTHON:-python3}
+VENV=${VENV:-$ROOT/.venv}
+
+has_cuda() { command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; }
+
+setup() {
+  [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
+  # shellcheck disable=SC1091
+  . "$VENV/bin/activate"
+  local stamp="$VENV/.kokoro-mamba-installed-$(cat pyproject.toml | sha256sum | cut -c1-16)"
+  if [ -f "$stamp" ]; then return 0; fi
+  python -m pip install -q --upgrade pip
+  if ! python -c "import torch" >/dev/null 2>&1; then
+    if has_cuda; then
+      python -m pip install -q torch            # CUDA build
+    else
+      # CPU build pinned first, so nothing later pulls several GB of CUDA wheels.
+      # Set TORCH_INDEX_URL to PyTorch's CPU wheel index on machines whose default index serves CUDA builds.
+      python -m pip install -q ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"} "torch==${TORCH_VERSION:-2.13.0}"
+    fi
+  fi
+  python -m pip install -q -e ".[notebook,test,eval]"
+  python -m ipykernel install --sys-prefix --name kokoro-mamba --display-name "kokoro-mamba" >/dev/null
+  rm -f "$VENV"/.kokoro-mamba-installed-*
+  touch "$stamp"
+}
+
+run_tests() {
+  export HF_HUB_OFFLINE=1 KOKORO_MAMBA_MODE=ci MPLBACKEND=Agg PYTHONUNBUFFERED=1
+  echo "== ruff"; ruff check .
+  echo "== pytest (helpers)"; python -m pytest tests -q -m "not gpu" -p no:cacheprovider
+  echo "== nbval (notebooks, CI mode)"
+  python -m pytest --nbval-lax notebooks -q -p no:cacheprovider --nbval-kernel-name kokoro-mamba --nbval-cell-timeout 1800
+}
+
+execute_notebooks() {
+  mkdir -p build/notebooks
+  for nb in notebooks/[0-9]*.ipynb; do
+    echo "== executing $nb"
+    jupyter nbconvert --to notebook --execute "$nb" --output-dir build/notebooks \
+      --ExecutePreprocessor.kernel_name=kokoro-mamba --ExecutePreprocessor.timeout=-1
+  done
+  echo "executed copies: build/notebooks/"
+}
+
+cmd=${1:-lab}
+setup
+case "$cmd" in
+  setup) echo "environment ready: . $VENV/bin/activate" ;;
+  lab) exec jupyter lab --notebook-dir="$ROOT/notebooks" ;;
+  execute) execute_notebooks ;;
+  test) run_tests ;;
+  *) echo "usage: $0 {setup|lab|execute|test}" >&2; exit 2 ;;
+esac
