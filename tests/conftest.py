@@ -21,3 +21,11 @@ def kokoro_small_random():
     from helpers.loading import load_kokoro
 
     return load_kokoro("random", size="small", verbose=False)
+
+
+@pytest.fixture
+def fresh_small_model():
+    """A factory of identical small random Kokoros (seeded; weight_norm modules cannot be deep-copied)."""
+    from helpers.loading import load_kokoro
+
+    return lambda: load_kokoro("random", size="small", seed=0, verbose=False).model
