@@ -93,3 +93,60 @@ def plot_parameter_bars(table, ax=None, highlight: str = "predictor.text_encoder
     for y, v in enumerate(table["millions"]):
         ax.text(v, y, f" {v:.2f}M", va="center", fontsize=8)
     return ax
+
+
+class LiveLossPlot:
+    """A Trainer callback that redraws the loss curves in the notebook every `every` logged rows."""
+
+    def __init__(
+        self,
+        every: int = 5,
+        terms: tuple[str, ...] = ("loss", "feature", "dur_l1", "dur_bce", "f0", "energy", "mel"),
+    ):
+        self.every, self.terms, self.count = every, terms, 0
+
+    def __call__(self, row: dict, trainer) -> None:
+        self.count += 1
+        if self.count % self.every == 0:
+            self.draw(trainer.history, clear=True)
+
+    def draw(self, history: list[dict], clear: bool = False):
+        from IPython.display import clear_output, display
+
+        rows = [r for r in history if "loss" in r and not r.get("skipped")]
+        if not rows:
+            return None
+        fig, (a1, a2) = plt.subplots(1, 2, figsize=(12, 3.2))
+        steps = [r["step"] for r in rows]
+        for k in self.terms:
+            vals = [r.get(k) for r in rows]
+            if any(v is not None for v in vals):
+                a1.plot(
+                    steps, [np.nan if v is None else v for v in vals], label=k, lw=1.2 if k == "loss" else 0.8
+                )
+        a1.set(xlabel="step", ylabel="loss", yscale="log", title="training losses")
+        a1.legend(fontsize=7, ncol=2)
+        evals = [r for r in history if "val_dur_within_1" in r]
+        if evals:
+            a2.plot(
+                [r["step"] for r in evals],
+                [100 * r["val_dur_within_1"] for r in evals],
+                "o-",
+                label="durations within 1 frame (%)",
+            )
+            a2b = a2.twinx()
+            a2b.plot(
+                [r["step"] for r in evals],
+                [r["val_f0_rmse_hz"] for r in evals],
+                "s--",
+                color="tab:red",
+                label="F0 RMSE (Hz)",
+            )
+            a2b.set_ylabel("F0 RMSE (Hz)")
+            a2.set(xlabel="step", ylabel="% tokens", title="validation")
+            a2.legend(fontsize=7, loc="lower left")
+        if clear:
+            clear_output(wait=True)
+        display(fig)
+        plt.close(fig)
+        return fig
