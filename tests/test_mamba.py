@@ -284,7 +284,7 @@ def test_bimamba_padded_batch_equals_each_sequence_alone(combine):
 def test_bimamba_sees_both_directions_and_defaults():
     torch.manual_seed(0)
     bi = BiMamba(16, d_state=4)
-    assert bi.d_out == 16 and bi.combine == "concat"
+    assert bi.d_out == 16 and bi.combine == "sum"
     x = torch.randn(1, 12, 16, requires_grad=True)
     y0 = bi(x)
     # position 0 depends on the last token (backward direction), the last position on the first one
@@ -295,12 +295,13 @@ def test_bimamba_sees_both_directions_and_defaults():
     (g_causal,) = torch.autograd.grad(bi.mamba_fwd(x)[0, 0].sum(), x)
     assert (g_causal[0, 1:] == 0).all()
     assert torch.allclose(bi(x, torch.tensor([12])), y0, atol=1e-6)  # full lengths == no lengths
-    assert isinstance(BiMamba(16, combine="sum").proj, torch.nn.Identity)
+    assert isinstance(BiMamba(16).proj, torch.nn.Identity)
+    assert BiMamba(16, d_out=8, combine="concat").proj.in_features == 32
     with pytest.raises(ValueError):
         BiMamba(16, combine="max")
     kokoro = BiMamba(640, d_out=512)
     n = sum(p.numel() for p in kokoro.parameters())
-    assert n == 2 * MAMBA_SSM_640_PARAMS + 1280 * 512 + 512
+    assert n == 2 * MAMBA_SSM_640_PARAMS + 640 * 512 + 512  # "sum": Linear(640, 512)
     assert kokoro(torch.randn(2, 7, 640), torch.tensor([7, 3])).shape == (2, 7, 512)
 
 
