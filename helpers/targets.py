@@ -117,12 +117,17 @@ class DTWSettings:
     hop_length: int = HOP  # 12.5 ms: two DTW frames per duration frame
     fmin: float = 50.0
     fmax: float = 7600.0
+    mel_floor_db: float | None = None  # floor the log-mel this far below its maximum (None: no floor)
     pause_aware: bool = True  # False: plain DTW (the baseline of benchmarks/bench_alignment.py)
     silence_percentile: float = 5.0  # silent recording frame: RMS below this percentile's level ...
     silence_margin_db: float = 10.0  # ... plus this many dB,
-    min_silence_s: float = 0.06  # ... for at least this long
+    min_silence_s: float = 0.06  # ... for at least this long;
+    silence_range_db: float | None = 50.0  # ... and anything this far below the loudest frame is silent too
+    reference_silence: str = "absolute"  # "absolute": below reference_silence_dbfs; "relative": same rule
     reference_silence_dbfs: float = -50.0  # reference frames quieter than this are its (digital) silence
-    pause_cost: str = "median"  # extra column's cost on non-silent frames: "median" of the cost matrix
+    silence_cost_scale: float = 0.0  # reference silence vs recording silence: cost times this (0 = free)
+    pause_cost: str = "median"  # pause column's cost on non-silent frames: "median" of the cost matrix, or
+    # "neighbour" (a copy of the space frame's costs before it)
     length_matched: bool = True  # synthesize the reference at speed S/N so it lasts as long as the clip
     seed: int = 0  # the decoder's noise seed for the reference synthesis
 
@@ -135,7 +140,9 @@ class CheckSettings:
     """The independent check against pocketsphinx's forced word alignment."""
 
     enabled: bool = True
-    max_junction_error_ms: float = 150.0  # any word start/end further off (after the offset): suspect
+    max_junction_error_ms: float = (
+        150.0  # any word edge this far off (speech only, after the offset): suspect
+    )
     max_offset_ms: float = 300.0  # a constant offset larger than this: suspect too
 
     def to_dict(self) -> dict:
@@ -162,16 +169,18 @@ def dtw_features(y: np.ndarray, st: DTWSettings = DTWSettings()) -> np.ndarray:
         center=True,
     )[:, :n]  # (n_mels, 2F)
     logmel = np.log(mel + 1e-6)
+    if st.mel_floor_db is not None:  # digital silence would otherwise dominate the distances
+        logmel = np.maximum(logmel, logmel.max() - st.mel_floor_db * np.log(10) / 10)
     logmel -= logmel.mean(axis=1, keepdims=True)
     return logmel.T.astype(np.float64)  # (2F, n_mels)
 
 
 def frame_db(y: np.ndarray, hop: int = HOP) -> np.ndarray:
-    """[600 F] samples -> (2F,) RMS level in dBFS of centred 2-hop windows."""
-    import librosa
-
+    """[600 F] samples -> (2F,) RMS level in dBFS of 2-hop windows centred on samples 0, hop, 2 hop, ..."""
+    y = np.asarray(y, dtype=np.float64)
     n = 2 * (len(y) // DURATION_HOP)
-    rms = librosa.feature.rms(y=np.asarray(y, dtype=np.float32), frame_length=2 * hop, hop_length=hop)[0, :n]
+    blocks = np.square(np.pad(y[: n * hop], hop)).reshape(-1, hop).sum(axis=1)  # (n + 2,) energy per hop
+    rms = np.sqrt((blocks[:n] + blocks[1 : n + 1]) / (2 * hop))  # frame i spans samples (i-1)hop .. (i+1)hop
     return 20 * np.log10(rms + 1e-9)
 
 
@@ -183,11 +192,15 @@ def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
 
 
 def silent_frames(y: np.ndarray, st: DTWSettings = DTWSettings()) -> np.ndarray:
-    """(2F,) bool: recording frames below (percentile level + margin) for at least `min_silence_s`."""
+    """(2F,) bool: recording frames below (percentile level + margin), or more than `silence_range_db`
+    below the loudest frame, for at least `min_silence_s`."""
     db = frame_db(y, st.hop_length)
     if len(db) == 0:
         return np.zeros(0, dtype=bool)
-    quiet = db < np.percentile(db, st.silence_percentile) + st.silence_margin_db
+    threshold = np.percentile(db, st.silence_percentile) + st.silence_margin_db
+    if st.silence_range_db is not None:  # a digitally clean clip: its 5th percentile is -150 dB
+        threshold = max(threshold, db.max() - st.silence_range_db)
+    quiet = db < threshold
     min_len = int(np.ceil(st.min_silence_s * 1000 / HOP_MS - 1e-9))
     out = np.zeros_like(quiet)
     for a, b in _runs(quiet):
@@ -225,14 +238,33 @@ def _space_id() -> int:
     return kokoro_vocab()[" "]
 
 
-def _reference(model, ids: torch.Tensor, ref_s: torch.Tensor, n_frames: int, st: DTWSettings):
-    """Synthesize the reference (length-matched to n_frames when asked): (audio (600 M,), durations (T,))."""
+@dataclass
+class Reference:
+    """Kokoro's synthesis of the item's phonemes: what the recording is aligned against."""
+
+    audio: np.ndarray = field(repr=False)  # (600 M,) float32 at 24 kHz
+    durations: np.ndarray  # (T,) int64 frames of 25 ms, M in total
+    speed: float  # the speed it was synthesized at (S / N when length-matched)
+
+
+def reference_synthesis(
+    kokoro, phonemes: str, ref_s: torch.Tensor, n_frames: int, settings: DTWSettings = DTWSettings()
+) -> Reference:
+    """Synthesize the phonemes with style `ref_s` (1, 256); length-matched to `n_frames` when asked:
+    the duration predictor gives the total S at speed 1, the reference is then made at speed S / n_frames."""
+    model = getattr(kokoro, "model", kokoro)
+    device = next(model.parameters()).device
+    ids = torch.as_tensor(phonemes_to_ids(phonemes, strict=False), device=device).reshape(1, -1)
+    ref_s = ref_s.reshape(1, -1).to(device)
     speed = 1.0
-    if st.length_matched:
-        _, _, d1 = predict_durations(model, ids, ref_s, 1.0)
-        speed = float(d1.sum()) / max(n_frames, 1)
-    out = synthesize_ids(model, ids[0], ref_s, speed=speed, seed=st.seed)
-    return out["audio"].float().cpu().numpy(), out["durations"].cpu().numpy().astype(np.int64), speed
+    with torch.no_grad():
+        if settings.length_matched:
+            _, _, d1 = predict_durations(model, ids, ref_s, 1.0)
+            speed = float(d1.sum()) / max(n_frames, 1)
+        out = synthesize_ids(model, ids[0], ref_s, speed=speed, seed=settings.seed)
+    return Reference(
+        out["audio"].float().cpu().numpy(), out["durations"].cpu().numpy().astype(np.int64), speed
+    )
 
 
 def _columns(ref_durations: np.ndarray, token_ids: np.ndarray, pause_aware: bool):
@@ -287,11 +319,14 @@ def align_durations(
     audio: np.ndarray,
     ref_s: torch.Tensor,
     settings: DTWSettings = DTWSettings(),
+    reference: Reference | None = None,
 ) -> Alignment:
     """Per-token durations (T,) for `audio` (600 F samples, 24 kHz) by DTW against Kokoro's own synthesis.
 
     `ref_s` (1, 256) is the style the reference is synthesized with (the item's style). The durations are
     on Kokoro's grid: one value per token id (BOS/EOS included), >= 1 each, summing to F exactly.
+    `reference`: a `reference_synthesis` made earlier for this clip (to compare settings without
+    synthesizing again); by default it is synthesized here.
     """
     import librosa
     from scipy.spatial.distance import cdist
@@ -301,16 +336,14 @@ def align_durations(
     if len(audio) % DURATION_HOP:
         raise ValueError(f"{len(audio)} samples is not on the 600-sample grid: call fit_to_grid first")
     n_frames = n_duration_frames(len(audio))
-    model = getattr(kokoro, "model", kokoro)
-    device = next(model.parameters()).device
     token_ids = np.asarray(phonemes_to_ids(phonemes, strict=False), dtype=np.int64)  # (T,)
     T = len(token_ids)
     if n_frames < T:
         raise ValueError(f"clip of {n_frames} frames is too short for {T} tokens")
-    ids = torch.as_tensor(token_ids, device=device).reshape(1, -1)
-    ref_s = ref_s.reshape(1, -1).to(device)
-    with torch.no_grad():
-        ref_audio, ref_dur, speed = _reference(model, ids, ref_s, n_frames, st)
+    ref = reference if reference is not None else reference_synthesis(kokoro, phonemes, ref_s, n_frames, st)
+    ref_audio, ref_dur = ref.audio, ref.durations
+    if len(ref_dur) != T:
+        raise ValueError(f"reference has {len(ref_dur)} tokens, the phonemes {T}")
 
     x_rec = dtw_features(audio, st)  # (2F, n_mels)
     x_ref = dtw_features(ref_audio, st)  # (2M, n_mels)
@@ -318,13 +351,20 @@ def align_durations(
     cost = cdist(x_rec, x_ref[np.maximum(col_frame, 0)])  # (2F, C) Euclidean
     silent = silent_frames(audio, st)  # (2F,)
     if st.pause_aware:
-        ref_silent = frame_db(ref_audio, st.hop_length) < st.reference_silence_dbfs  # (2M,)
+        if st.reference_silence == "relative":  # the recording's rule, applied to the reference
+            ref_silent = silent_frames(ref_audio, st)  # (2M,)
+        else:
+            ref_silent = frame_db(ref_audio, st.hop_length) < st.reference_silence_dbfs  # (2M,)
         pause_cols = col_frame < 0
-        if st.pause_cost != "median":
+        if st.pause_cost == "median":
+            cost[:, pause_cols] = np.median(cost[:, ~pause_cols])
+        elif st.pause_cost == "neighbour":  # the cost of the space frame just before the pause column
+            cost[:, pause_cols] = cost[:, np.flatnonzero(pause_cols) - 1]
+        else:
             raise ValueError(f"unknown pause_cost {st.pause_cost!r}")
-        cost[:, pause_cols] = np.median(cost[:, ~pause_cols])
-        zero_cols = pause_cols | np.where(col_frame >= 0, ref_silent[np.maximum(col_frame, 0)], False)
-        cost[np.ix_(silent, zero_cols)] = 0.0
+        quiet_cols = np.where(col_frame >= 0, ref_silent[np.maximum(col_frame, 0)], False)
+        cost[np.ix_(silent, quiet_cols)] *= st.silence_cost_scale
+        cost[np.ix_(silent, pause_cols)] = 0.0
 
     _, wp = librosa.sequence.dtw(C=cost, step_sizes_sigma=np.array([[1, 1], [0, 1], [1, 0]]), backtrack=True)
     path = np.asarray(wp[::-1], dtype=np.int64)  # (K, 2) (row, column), time order
@@ -346,7 +386,7 @@ def align_durations(
         silent=silent,
         reference_durations=ref_dur,
         reference_audio=ref_audio,
-        speed=speed,
+        speed=ref.speed,
         n_frames=n_frames,
         cost=float(cost[path[:, 0], path[:, 1]].mean()),
     )
@@ -367,6 +407,7 @@ class WordCheck:
     mean_error_ms: float = float("nan")
     max_error_ms: float = float("nan")
     within_50ms: float = float("nan")  # fraction of junctions within 50 ms
+    max_speech_error_ms: float = float("nan")  # the largest disagreement not explained by a pause
     words: list[dict] = field(default_factory=list)  # word, ours_start/end_ms, ps_start/end_ms, errors
 
     def to_dict(self) -> dict:
@@ -430,8 +471,16 @@ def check_word_boundaries(
     durations: np.ndarray,
     audio: np.ndarray,
     settings: CheckSettings = CheckSettings(),
+    silent: np.ndarray | None = None,
 ) -> WordCheck:
     """Compare word starts/ends implied by `durations` with pocketsphinx's forced alignment of `text`.
+
+    Both sets of edges are compared after removing a constant offset (the median difference, separately
+    for word starts and ends: pocketsphinx starts words early). An edge counts against us only for the
+    *speech* between the two positions: pocketsphinx often lets a word swallow the pause after it, and a
+    disagreement over which side of a pause an edge sits is no error. `silent` (2F,) are the recording's
+    silent frames (computed with the default DTWSettings when not given). Suspect: more than
+    `max_junction_error_ms` of speech at any edge, or an offset beyond `max_offset_ms`.
 
     Skipped (checked=False, with the reason) when pocketsphinx is missing, a word is not in its dictionary,
     or the phoneme string does not come from misaki's tokens of `text`.
@@ -483,8 +532,22 @@ def check_word_boundaries(
     ds = np.array([r["ours_start_ms"] - r["ps_start_ms"] for r in rows])
     de = np.array([r["ours_end_ms"] - r["ps_end_ms"] for r in rows])
     off_s, off_e = float(np.median(ds)), float(np.median(de))
+    if silent is None:
+        silent = silent_frames(fit_to_grid(audio), DTWSettings())
+    speech_ms = np.concatenate([[0.0], np.cumsum(~silent) * HOP_MS])  # non-silent ms before frame i
+
+    def speech_between(a_ms: float, b_ms: float) -> float:
+        """Milliseconds of non-silent recording between two instants (a pause separates them for free)."""
+        ia, ib = (int(np.clip(round(x / HOP_MS), 0, len(silent))) for x in sorted((a_ms, b_ms)))
+        return float(speech_ms[ib] - speech_ms[ia])
+
+    errs = []
     for r, a, b in zip(rows, ds, de):
         r["start_error_ms"], r["end_error_ms"] = round(float(a - off_s), 1), round(float(b - off_e), 1)
+        r["start_speech_ms"] = speech_between(r["ours_start_ms"], r["ps_start_ms"] + off_s)
+        r["end_speech_ms"] = speech_between(r["ours_end_ms"], r["ps_end_ms"] + off_e)
+        errs.append((r["start_speech_ms"], r["word"], "start"))
+        errs.append((r["end_speech_ms"], r["word"], "end"))
     err = np.abs(np.concatenate([ds - off_s, de - off_e]))
     wc = WordCheck(
         True,
@@ -493,15 +556,15 @@ def check_word_boundaries(
         mean_error_ms=float(err.mean()),
         max_error_ms=float(err.max()),
         within_50ms=float((err <= 50).mean()),
+        max_speech_error_ms=max(e for e, _, _ in errs),
         words=rows,
     )
     problems = []
-    worst = int(np.argmax(err))
-    if err[worst] > settings.max_junction_error_ms:
-        r = rows[worst % len(rows)]
-        side = "start" if worst < len(rows) else "end"
+    worst, word, side = max(errs)
+    if worst > settings.max_junction_error_ms:
         problems.append(
-            f"word {r['word']!r} {side} {err[worst]:.0f} ms off pocketsphinx (limit {settings.max_junction_error_ms:g})"
+            f"word {word!r} {side}: {worst:.0f} ms of speech between our edge and pocketsphinx's "
+            f"(limit {settings.max_junction_error_ms:g})"
         )
     if max(abs(off_s), abs(off_e)) > settings.max_offset_ms:
         problems.append(f"constant offset {off_s:.0f}/{off_e:.0f} ms (limit {settings.max_offset_ms:g})")
@@ -629,7 +692,7 @@ def compute_targets(
     ids = torch.as_tensor(phonemes_to_ids(phonemes, strict=False), device=device).reshape(1, -1)
     with torch.no_grad():
         _, _, teacher = predict_durations(model, ids, ref_s.reshape(1, -1).to(device), 1.0)
-    wc = check_word_boundaries(text, phonemes, al.durations, y, check)
+    wc = check_word_boundaries(text, phonemes, al.durations, y, check, silent=al.silent)
     tg = ItemTargets(
         id=item_id,
         text=text,
@@ -650,3 +713,59 @@ def compute_targets(
     )
     tg.validate()
     return tg, al
+
+
+# ------------------------------------------------------------------------------------------- figures
+
+
+def plot_alignment(al: Alignment, phonemes: str | None = None, ax=None):
+    """The DTW path: recording time (x) against reference column (y); grey = silent recording frames,
+    dotted = the pause columns, thin lines = token edges on both sides."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8, 6))
+    sec = HOP_MS / 1000.0
+    for a, b in _runs(al.silent):
+        ax.axvspan(a * sec, b * sec, color="0.85", lw=0)
+    for c in np.flatnonzero(al.col_frame < 0):
+        ax.axhline(c, color="tab:green", ls=":", lw=1)
+    for c in np.flatnonzero(np.diff(al.col_token)) + 0.5:
+        ax.axhline(c, color="0.6", lw=0.3)
+    for e in np.cumsum(al.durations)[:-1] * FRAME_MS / 1000.0:
+        ax.axvline(e, color="tab:red", lw=0.3, alpha=0.6)
+    ax.plot(al.path[:, 0] * sec, al.path[:, 1], color="tab:blue", lw=1.5)
+    ax.set(
+        xlabel="recording time (s)",
+        ylabel="reference column (12.5 ms frames + pause columns)",
+        title=f"DTW path (reference at speed {al.speed:.2f}); green: pause columns, grey: silence",
+        xlim=(0, len(al.silent) * sec),
+        ylim=(0, len(al.col_token)),
+    )
+    return ax
+
+
+def plot_segmentation(audio: np.ndarray, durations: np.ndarray, phonemes: str, ax=None, f0=None, title=""):
+    """Log-mel of `audio` with token edges and one label per token (BOS/EOS as <s> </s>)."""
+    import matplotlib.pyplot as plt
+
+    from helpers.plots import phoneme_labels, plot_mel, plot_token_boundaries
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(13, 3.5))
+    plot_mel(audio, ax=ax, f0=f0, title=title or "token boundaries from the DTW durations")
+    plot_token_boundaries(durations, ax, color="white", alpha=0.7)
+    edges = np.concatenate([[0], np.cumsum(durations)]) * FRAME_MS / 1000.0
+    top = ax.get_ylim()[1]
+    for k, lab in enumerate(phoneme_labels(phonemes)[: len(durations)]):
+        if lab != "␣":
+            ax.text(
+                (edges[k] + edges[k + 1]) / 2,
+                top * 0.97,
+                lab,
+                color="white",
+                ha="center",
+                va="top",
+                fontsize=8,
+            )
+    return ax
