@@ -70,7 +70,7 @@ from helpers.targets import (
     voice_style,
 )
 
-CODE_VERSION = "targets-1"  # bump when the way targets are computed changes (invalidates every cache)
+CODE_VERSION = "targets-2"  # bump when the way targets are computed changes (invalidates every cache)
 CI_CORPUS_LIMIT = 64  # sentences prepared in CI mode
 
 
@@ -211,7 +211,8 @@ class PreparedDataset:
         )
 
     def table(self):
-        """One row per prepared item: split, frames, tokens, suspect flag and the word-check numbers."""
+        """One row per prepared item: split, seconds, tokens, suspect flag and the word-check numbers
+        (errors vs pocketsphinx after its offset; `max_speech_err_ms` ignores pauses, and decides `suspect`)."""
         import pandas as pd
 
         rows = []
@@ -227,7 +228,8 @@ class PreparedDataset:
                     "checked": c.get("checked"),
                     "mean_err_ms": c.get("mean_error_ms"),
                     "max_err_ms": c.get("max_error_ms"),
-                    "reason": r["reason"] or c.get("reason", "") if not c.get("checked") else r["reason"],
+                    "max_speech_err_ms": c.get("max_speech_error_ms"),
+                    "reason": r["reason"] if c.get("checked") else f"not checked: {c.get('reason', '')}",
                 }
             )
         return pd.DataFrame(rows)
@@ -319,7 +321,7 @@ def prepare_dataset(
                     check=config.check,
                     keep_audio=config.store_audio,
                 )
-            except (ValueError, G2PError, RuntimeError, OSError) as exc:
+            except Exception as exc:  # one bad item must not end a run of hours: it is reported instead
                 failed.append({"id": item.id, "reason": f"{type(exc).__name__}: {exc}"})
                 continue
             tg.save(path, extra={"settings_hash": shash, "source": fp})

@@ -25,6 +25,7 @@ from helpers.targets import (
     DTWSettings,
     ItemTargets,
     align_durations,
+    check_word_boundaries,
     compute_targets,
     edges_to_durations,
     silent_frames,
@@ -115,8 +116,23 @@ def test_targets_of_a_real_clip_share_one_grid(kokoro_offline):
     assert tg.mel.shape == (80, 2 * F) and len(tg.f0) == len(tg.energy) == 2 * F == 2 * tg.durations.sum()
     assert len(tg.audio) == DURATION_HOP * F
     assert tg.check["checked"], tg.check  # pocketsphinx knows every word of this clip
-    assert tg.check["mean_error_ms"] < 60
+    assert tg.check["mean_error_ms"] < 60 and not tg.suspect
     assert tg.voice == "voice:jf_alpha" and tg.style.shape == (256,)
+
+
+def test_wrong_transcript_is_suspect():
+    """pocketsphinx against the audio of one clip and the transcript of another: flagged, with a reason."""
+    from helpers.audio import load_audio
+    from helpers.g2p import phonemize
+
+    items = {i.id[-4:]: i for i in read_ljspeech(LIBRIVOX)}
+    y = fit_to_grid(load_audio(items["0890"].wav_path).samples)
+    text = items["0930"].tts_text
+    ps = phonemize(text)
+    T, F = len(phonemes_to_ids(ps, strict=False)), len(y) // DURATION_HOP
+    uniform = edges_to_durations(np.linspace(0, F, T + 1)[1:-1], F)
+    wc = check_word_boundaries(text, ps, uniform, y)
+    assert wc.checked and wc.suspect and wc.reason
 
 
 # ------------------------------------------------------------------------------------------- cache
