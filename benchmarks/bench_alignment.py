@@ -13,7 +13,7 @@ Two test sets:
 A third row, "scaled teacher", needs no DTW: Kokoro's own durations scaled to the clip length. It shows
 what the alignment adds.
 
-    python benchmarks/bench_alignment.py                 # 8 sentences + the 5 clips, a few minutes on CPU
+    python benchmarks/bench_alignment.py                 # 6 sentences + the 5 clips, 3-6 minutes on 2 CPU cores
     python benchmarks/bench_alignment.py --sentences 3 --no-real
 """
 
@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from helpers.features import DURATION_HOP, fit_to_grid  # noqa: E402
 from helpers.g2p import kokoro_vocab, phonemes_to_ids, phonemize  # noqa: E402
-from helpers.synth import SAMPLE_RATE, predict_durations, synthesize  # noqa: E402
+from helpers.synth import SAMPLE_RATE, Synthesis, predict_durations, synthesize  # noqa: E402
 from helpers.targets import (  # noqa: E402
     FRAME_MS,
     DTWSettings,
@@ -65,10 +65,12 @@ def make_case(
     pause_ms: tuple[float, float] = (200.0, 400.0),
     noise_db: float | None = -35.0,
     seed: int = 0,
+    base: Synthesis | None = None,
 ) -> Case:
-    """Kokoro speaks `phonemes` in `voice` at `speed`; optional pauses inside inter-word spaces and noise."""
+    """Kokoro speaks `phonemes` in `voice` at `speed`; optional pauses inside inter-word spaces and noise.
+    `base`: that synthesis made earlier (so SYN and HARD share one)."""
     rng = np.random.default_rng(seed)
-    syn = synthesize(kokoro, phonemes=phonemes, voice=voice, speed=speed, seed=seed + 1)
+    syn = base or synthesize(kokoro, phonemes=phonemes, voice=voice, speed=speed, seed=seed + 1)
     dur = syn.durations.astype(np.int64)  # (T,)
     edges = np.cumsum(dur)[:-1] * FRAME_MS  # (T-1,) true edges, ms
     audio = syn.audio
@@ -128,7 +130,7 @@ def summarize(errs: list[np.ndarray]) -> dict:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--sentences", type=int, default=8)
+    ap.add_argument("--sentences", type=int, default=6)
     ap.add_argument("--voice", default="jf_nezumi", help="voice of the synthetic recording")
     ap.add_argument("--ref-voice", default="jf_alpha", help="voice of the DTW reference (the dataset voice)")
     ap.add_argument("--speed", type=float, default=0.85)
@@ -150,8 +152,9 @@ def main(argv=None) -> int:
     for k, text in enumerate(sentences):
         ps = phonemize(text)
         ref_s = style(ps)
+        base = synthesize(kk, phonemes=ps, voice=args.voice, speed=args.speed, seed=k + 1)
         for set_name, pauses, noise in sets:
-            case = make_case(kk, ps, args.voice, args.speed, pauses, noise_db=noise, seed=k)
+            case = make_case(kk, ps, args.voice, args.speed, pauses, noise_db=noise, seed=k, base=base)
             n_frames = len(case.audio) // DURATION_HOP
             ref = reference_synthesis(kk, ps, ref_s, n_frames)
             for name, st in METHODS.items():

@@ -652,8 +652,9 @@ class ItemTargets:
         arrays = {k: getattr(self, k) for k in self._ARRAYS}
         if self.audio is not None:
             arrays["audio_int16"] = (np.clip(self.audio, -1, 1) * 32767).round().astype(np.int16)
-        tmp = path.with_name(path.name + ".tmp.npz")
-        np.savez(tmp, meta=np.array(json.dumps(meta)), **arrays)
+        tmp = path.with_name(path.name + ".tmp")
+        with open(tmp, "wb") as f:
+            np.savez(f, meta=np.array(json.dumps(meta)), **arrays)
         tmp.replace(path)  # atomic: an interrupted run never leaves half a file
         return path
 
