@@ -59,20 +59,24 @@ def _fwd_bwd(model: nn.Module, x: torch.Tensor) -> None:
     _call(model, x).sum().backward()
 
 
-def _time(fn, device: torch.device, repeats: int, warmup: int = 1) -> float:
-    """Median wall time of fn() in ms, after warm-up; fewer repeats when one call is slow."""
-    for _ in range(warmup):
+def _time_interleaved(fns: list, device: torch.device, repeats: int, budget_s: float = 60.0) -> list[float]:
+    """Median wall time (ms) of each fn, after one warm-up each. The fns are timed round-robin
+    (fn0, fn1, fn2, fn0, ...) so that a change of machine load hits all of them alike and the ratios
+    stay fair on a shared machine; fewer rounds (at least 3) when a round is slow."""
+    for fn in fns:
         fn()
     _sync(device)
-    times: list[float] = []
-    while len(times) < repeats:
-        t0 = time.perf_counter()
-        fn()
-        _sync(device)
-        times.append(time.perf_counter() - t0)
-        if sum(times) > 20.0 and len(times) >= 3:  # budget per measurement
+    times: list[list[float]] = [[] for _ in fns]
+    t_start = time.perf_counter()
+    for r in range(repeats):
+        for i, fn in enumerate(fns):
+            t0 = time.perf_counter()
+            fn()
+            _sync(device)
+            times[i].append(time.perf_counter() - t0)
+        if r >= 2 and time.perf_counter() - t_start > budget_s:
             break
-    return statistics.median(times) * 1e3
+    return [statistics.median(t) * 1e3 for t in times]
 
 
 def _saved_activation_mb(model: nn.Module, x: torch.Tensor) -> float:
@@ -127,25 +131,29 @@ def run_table(device: torch.device, batches: list[int], lengths: list[int], repe
     print("-" * len(head))
     for B in batches:
         for L in lengths:
-            ref_f = ref_fb = None
-            for name, model, backend in rows:
+            x = torch.randn(B, L, 640, device=device, requires_grad=True)
+
+            def with_backend(fn, backend):
+                def run():
+                    hm.set_backend(backend)
+                    fn()
+
+                return run
+
+            fwds = [with_backend(functools.partial(_fwd, m, x), be) for _, m, be in rows]
+            fbs = [with_backend(functools.partial(_fwd_bwd, m, x), be) for _, m, be in rows]
+            t_f = _time_interleaved(fwds, device, repeats)
+            t_fb = _time_interleaved(fbs, device, repeats)
+            for i, (name, model, backend) in enumerate(rows):
                 hm.set_backend(backend)
-                x = torch.randn(B, L, 640, device=device, requires_grad=True)
-                params = list(model.parameters())
-                fwd = functools.partial(_fwd, model, x)
-                fwd_bwd = functools.partial(_fwd_bwd, model, x)
-                t_f = _time(fwd, device, repeats)
-                t_fb = _time(fwd_bwd, device, repeats)
                 mem = _peak_cuda_mb(model, x) if device.type == "cuda" else _saved_activation_mb(model, x)
-                if ref_f is None:
-                    ref_f, ref_fb = t_f, t_fb
-                n_params = sum(p.numel() for p in params)
+                n_params = sum(p.numel() for p in model.parameters())
                 print(
-                    f"{name:<26} {B:>3} {L:>4} {t_f:>9.1f} {t_f / ref_f:>7.2f} {t_fb:>11.1f} "
-                    f"{t_fb / ref_fb:>7.2f} {n_params:>10,} {mem:>9.1f}",
+                    f"{name:<26} {B:>3} {L:>4} {t_f[i]:>9.1f} {t_f[i] / t_f[0]:>7.2f} {t_fb[i]:>11.1f} "
+                    f"{t_fb[i] / t_fb[0]:>7.2f} {n_params:>10,} {mem:>9.1f}",
                     flush=True,
                 )
-            print()
+            print(f"{'':<26} load average {os.getloadavg()[0]:.2f}\n" if hasattr(os, "getloadavg") else "")
     hm.set_backend("auto")
 
 

@@ -722,8 +722,14 @@ class Mamba(nn.Module):
         )  # (B, d_inner, L)
         return self.out_proj(y.transpose(1, 2))  # (B, L, d_model)
 
-    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        """hidden_states (B, L, d_model) -> (B, L, d_model), on the backend ``resolve_backend`` picks."""
+    def forward(self, hidden_states: torch.Tensor, inference_params=None) -> torch.Tensor:
+        """hidden_states (B, L, d_model) -> (B, L, d_model), on the backend ``resolve_backend`` picks.
+
+        ``inference_params`` exists for call compatibility with mamba-ssm; step-by-step decoding with
+        a cache is not implemented (the workbook never decodes token by token).
+        """
+        if inference_params is not None:
+            raise NotImplementedError("helpers.mamba.Mamba has no incremental-decoding cache")
         if resolve_backend(hidden_states.device) == "fused":
             return self._forward_fused(hidden_states)
         return self._forward_pure(hidden_states)
