@@ -285,7 +285,9 @@ def prepare_dataset(
     style = _resolve_style(kokoro, settings, config, style)
     record = settings_record(kokoro, config, style)
     shash = _hash(record)
-    cache = Path(cache_dir) if cache_dir else settings.cache_dir / "datasets" / (config.name or root.name)
+    cache = (
+        Path(cache_dir) if cache_dir else Path(settings.cache_dir) / "datasets" / (config.name or root.name)
+    )
     (cache / "items").mkdir(parents=True, exist_ok=True)
     manifest_path = cache / "manifest.json"
     old = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
@@ -480,7 +482,7 @@ def prepare_text_corpus(
         "val_fraction": val_fraction,
     }
     shash = _hash(record)
-    cache = Path(cache_dir) if cache_dir else settings.cache_dir / "datasets" / f"text-{path.stem}"
+    cache = Path(cache_dir) if cache_dir else Path(settings.cache_dir) / "datasets" / f"text-{path.stem}"
     cache.mkdir(parents=True, exist_ok=True)
     blob_path, manifest_path = cache / "corpus.pt", cache / "manifest.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
