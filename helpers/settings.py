@@ -41,7 +41,7 @@ class Settings:
 
     @classmethod
     def from_env(cls, **overrides) -> Settings:
-        mode = os.environ.get("KOKORO_MAMBA_MODE")
+        mode = overrides.pop("mode", None) or os.environ.get("KOKORO_MAMBA_MODE")
         if mode is None:
             mode = "ci" if os.environ.get("CI", "").lower() in ("1", "true", "yes") else "full"
         if mode not in ("ci", "full"):
