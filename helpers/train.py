@@ -443,7 +443,7 @@ class Trainer:
             self.opt.zero_grad(set_to_none=True)
             self.bad_steps += 1
             warnings.warn(
-                f"step {self.step}: non-finite loss ({float(loss)}), step skipped ({self.bad_steps} in a row)",
+                f"step {self.step}: non-finite loss ({float(loss.detach())}), step skipped ({self.bad_steps} in a row)",
                 stacklevel=2,
             )
             self._log({"step": self.step, "skipped": 1, "loss": float(loss)})
@@ -462,7 +462,7 @@ class Trainer:
         self.sched.step()
         return {
             "step": self.step,
-            "loss": float(loss),
+            "loss": float(loss.detach()),
             **terms,
             "grad_norm": gnorm,
             "lr": self.sched.get_last_lr()[0],
