@@ -446,7 +446,7 @@ class Trainer:
                 f"step {self.step}: non-finite loss ({float(loss.detach())}), step skipped ({self.bad_steps} in a row)",
                 stacklevel=2,
             )
-            self._log({"step": self.step, "skipped": 1, "loss": float(loss)})
+            self._log({"step": self.step, "skipped": 1, "loss": float(loss.detach())})
             if self.bad_steps >= self.cfg.max_bad_steps:
                 raise TrainingDiverged(
                     f"{self.bad_steps} non-finite losses in a row at step {self.step}; "
