@@ -277,7 +277,7 @@ def _chunk_len(L: int, state_elems: int, chunk_len: int | None) -> int:
     return max(1, min(L, max(_MIN_CHUNK, _CHUNK_ELEMS // max(1, state_elems))))
 
 
-_workspaces: dict = {}  # (thread, dtype) -> flat CPU scratch buffer, reused across calls
+_workspaces: dict = {}  # (thread, dtype, inference mode) -> flat CPU scratch buffer, reused across calls
 _WORKSPACE_CACHE_MAX = 1 << 24  # elements (64 MB fp32); bigger scratch is allocated per call
 
 
@@ -289,7 +289,8 @@ def _workspace(n_bufs: int, shape: tuple, like: torch.Tensor) -> list[torch.Tens
     total = n_bufs * numel
     if like.device.type != "cpu" or total > _WORKSPACE_CACHE_MAX:
         return [like.new_empty(shape) for _ in range(n_bufs)]
-    key = (threading.get_ident(), like.dtype)
+    # inference tensors (made under torch.inference_mode) cannot be written outside it: separate buffers
+    key = (threading.get_ident(), like.dtype, torch.is_inference_mode_enabled())
     buf = _workspaces.get(key)
     if buf is None or buf.numel() < total:
         buf = like.new_empty(total)

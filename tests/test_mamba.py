@@ -430,3 +430,19 @@ def test_against_mamba_ssm_on_gpu():
         hm.set_backend(backend)
         outs[backend] = bi(x, lengths)
     assert _rel(outs["fused"], outs["pure"]) < 1e-4
+
+
+def test_scratch_buffers_survive_inference_mode_then_training():
+    """A scan run under torch.inference_mode must not poison the reused CPU scratch for later autograd runs."""
+    from helpers.mamba import Mamba
+
+    torch.manual_seed(0)
+    m = Mamba(16, d_state=4)
+    x = torch.randn(2, 40, 16)
+    with torch.inference_mode():
+        y_inf = m(x)
+    xg = x.clone().requires_grad_(True)
+    y = m(xg)
+    y.sum().backward()
+    torch.testing.assert_close(y.detach(), y_inf.clone())
+    assert xg.grad is not None and torch.isfinite(xg.grad).all()
