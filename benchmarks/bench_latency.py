@@ -4,7 +4,7 @@
     python benchmarks/bench_latency.py --lengths 16,64,256 --synth-lengths 16,64 --repeats 3
     python benchmarks/bench_latency.py --adapter runs/distill/adapter --device cuda
 
-Prints two tables: parameter counts and sizes (LSTM | Mamba | ratio), then median latency per phoneme length
+Prints two tables: parameter counts and sizes (LSTM | Mamba | ratio), then the best-of-N latency per phoneme length
 with the ratios (Mamba / LSTM; > 1 means Mamba is slower) side by side. Batch 1, inference mode.
 Whole-utterance runs force both models onto the LSTM's durations so the decoder does the same work.
 Without --adapter the Mamba side is an untrained surgery: latency does not depend on training.
@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--synth-lengths", type=_ints, default=None, help="lengths for whole synthesis (default all)"
     )
-    p.add_argument("--repeats", type=int, default=5, help="timed runs per DurationEncoder point (median)")
+    p.add_argument("--repeats", type=int, default=5, help="timed runs per DurationEncoder point (best of)")
     p.add_argument("--synth-repeats", type=int, default=2, help="timed runs per whole-synthesis point")
     p.add_argument("--device", default=None, help="cpu | cuda (default: cuda when available)")
     p.add_argument("--weights", default="auto", help="auto | hub | offline-int8 | random")

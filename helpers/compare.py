@@ -924,8 +924,10 @@ def _sync(device: torch.device) -> None:
 
 
 def _time_pair(fn_a, fn_b, device: torch.device, repeats: int, warmup: int = 1) -> tuple[float, float]:
-    """Median wall times (ms) of fn_a() and fn_b(), timed alternately (a, b, a, b, ...) after `warmup`
-    untimed calls of each, so a load spike from other processes hits both alike."""
+    """Best (minimum) wall times in ms of fn_a() and fn_b(), timed alternately (a, b, a, b, ...) after
+    `warmup` untimed calls of each. The minimum, as `timeit` recommends: other processes on a shared machine
+    only ever add time, so the fastest run is the best estimate of the cost itself; alternating makes a
+    load spike hit both alike."""
     for _ in range(warmup):
         fn_a(), fn_b()
     _sync(device)
@@ -936,7 +938,7 @@ def _time_pair(fn_a, fn_b, device: torch.device, repeats: int, warmup: int = 1) 
             fn()
             _sync(device)
             bucket.append(1000 * (time.perf_counter() - t0))
-    return float(np.median(times[0])), float(np.median(times[1]))
+    return float(np.min(times[0])), float(np.min(times[1]))
 
 
 @torch.inference_mode()
@@ -953,7 +955,7 @@ def measure_latency(
     phonemes: str | None = None,
     progress: bool = False,
 ) -> pd.DataFrame:
-    """DurationEncoder and whole-utterance latency (median ms) for both models at each phoneme length.
+    """DurationEncoder and whole-utterance latency (best of `repeats`, ms) for both models at each phoneme length.
 
     DurationEncoder: the module alone on the same ALBERT features (batch 1). Whole utterance:
     `synthesize_ids` (ALBERT -> ... -> decoder) with BOTH models forced onto the LSTM's durations, so the
@@ -1028,7 +1030,7 @@ def plot_latency(df: pd.DataFrame, fig=None):
         d = df.dropna(subset=[f"{what}_lstm_ms"])
         for name, label, marker in (("lstm", "LSTM", "o"), ("mamba", "Mamba", "s")):
             ax.plot(d["phonemes"], d[f"{what}_{name}_ms"], marker=marker, label=label)
-        ax.set(xscale="log", yscale="log", xlabel="phonemes", ylabel="ms (median)", title=title)
+        ax.set(xscale="log", yscale="log", xlabel="phonemes", ylabel="ms (best of N)", title=title)
         if len(d):
             ax.set_xticks(d["phonemes"], [str(int(x)) for x in d["phonemes"]])
             ax.xaxis.set_minor_formatter(NullFormatter())
