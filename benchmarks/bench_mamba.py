@@ -59,7 +59,7 @@ def _fwd_bwd(model: nn.Module, x: torch.Tensor) -> None:
     _call(model, x).sum().backward()
 
 
-def _time_interleaved(fns: list, device: torch.device, repeats: int, budget_s: float = 60.0) -> list[float]:
+def _time_interleaved(fns: list, device: torch.device, repeats: int, budget_s: float = 30.0) -> list[float]:
     """Median wall time (ms) of each fn, after one warm-up each. The fns are timed round-robin
     (fn0, fn1, fn2, fn0, ...) so that a change of machine load hits all of them alike and the ratios
     stay fair on a shared machine; fewer rounds (at least 3) when a round is slow."""
