@@ -765,7 +765,8 @@ def conclusions(
     if meta.get("fixture"):
         out.append(
             "The Mamba adapter is an UNTRAINED fixture, so these numbers test the comparison pipeline, not "
-            "Mamba: expect it to lose on every metric until a trained adapter sits under runs/."
+            "Mamba: until a trained adapter sits under runs/, expect it to lose on teacher agreement, token "
+            "boundaries and WER."
         )
     elif adapter:
         how = ", ".join(f"{k}={meta[k]}" for k in ("stage", "steps") if k in meta) or "training not recorded"
@@ -777,6 +778,12 @@ def conclusions(
             f"of tokens (token edges {tb:.0f} ms apart on average); F0 RMSE against the teacher "
             f"{get('text', 'f0_rmse_hz', 'Mamba') or float('nan'):.1f} Hz, MCD against the teacher's audio "
             f"{get('text', 'mcd_db', 'Mamba') or float('nan'):.2f} dB."
+        )
+    if get("real", "mcd_db", "LSTM") is not None:
+        out.append(
+            "Against the recordings, the plain F0 RMSE and the MCD mostly measure how far the voice pack is "
+            "from the reader (register, timbre), for both models alike: read the boundary error and the "
+            "mean-removed F0 error first."
         )
     for set_name, what in (("real", "real recordings"), ("text", "held-out sentences")):
         for col in (
