@@ -46,7 +46,7 @@ class SurgeryConfig:
     d_state: int = 16
     d_conv: int = 4
     expand: int = 2
-    combine: str | None = None  # BiMamba's rule for the two directions; None = BiMamba's default
+    combine: str = "sum"  # how BiMamba merges the two directions; recorded in every adapter so a later default change cannot break it
     reuse_norms: bool = True  # layerwise: start the AdaLayerNorms from the pretrained ones
     dropout: float = 0.2  # Kokoro's config value; active in training only
     sty_dim: int = 128
