@@ -30,18 +30,18 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from helpers.features import DURATION_HOP, fit_to_grid  # noqa: E402
-from helpers.g2p import kokoro_vocab, phonemes_to_ids, phonemize  # noqa: E402
-from helpers.synth import SAMPLE_RATE, Synthesis, predict_durations, synthesize  # noqa: E402
-from helpers.targets import (  # noqa: E402
+from helpers.data.align import DTWSettings, align_durations, edges_to_durations, reference_synthesis
+from helpers.data.features import fit_to_grid  # noqa: E402
+from helpers.data.targets import voice_style
+from helpers.data.wordcheck import check_word_boundaries
+from helpers.grid import (
     FRAME_MS,
-    DTWSettings,
-    align_durations,
-    check_word_boundaries,
-    edges_to_durations,
-    reference_synthesis,
-    voice_style,
+    SAMPLE_RATE,  # noqa: E402
+    SAMPLES_PER_FRAME,  # noqa: E402
 )
+from helpers.kokoro.forward import predict_durations  # noqa: E402
+from helpers.kokoro.g2p import kokoro_vocab, phonemes_to_ids, phonemize  # noqa: E402
+from helpers.kokoro.synth import Synthesis, synthesize  # noqa: E402
 
 METHODS = {"plain DTW": DTWSettings(pause_aware=False), "pause-aware DTW": DTWSettings()}
 
@@ -79,8 +79,8 @@ def make_case(
     spaces = [t for t in range(2, len(ids) - 2) if ids[t] == space]
     chosen = sorted(rng.choice(spaces, size=min(pauses, len(spaces)), replace=False)) if pauses else []
     for t in reversed(chosen):  # insert from the end so earlier sample positions stay valid
-        start = int(dur[:t].sum()) * DURATION_HOP
-        at = start + dur[t] * DURATION_HOP // 2  # the middle of the space token
+        start = int(dur[:t].sum()) * SAMPLES_PER_FRAME
+        at = start + dur[t] * SAMPLES_PER_FRAME // 2  # the middle of the space token
         n = int(rng.uniform(*pause_ms) * SAMPLE_RATE / 1000)
         audio = np.concatenate([audio[:at], np.zeros(n, np.float32), audio[at:]])
         edges[t:] += 1000.0 * n / SAMPLE_RATE  # edges after the space's start move by the pause
@@ -139,7 +139,7 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
-    from helpers.loading import load_kokoro
+    from helpers.kokoro.loading import load_kokoro
 
     root = Path(__file__).resolve().parent.parent
     t_start = time.perf_counter()
@@ -155,7 +155,7 @@ def main(argv=None) -> int:
         base = synthesize(kk, phonemes=ps, voice=args.voice, speed=args.speed, seed=k + 1)
         for set_name, pauses, noise in sets:
             case = make_case(kk, ps, args.voice, args.speed, pauses, noise_db=noise, seed=k, base=base)
-            n_frames = len(case.audio) // DURATION_HOP
+            n_frames = len(case.audio) // SAMPLES_PER_FRAME
             ref = reference_synthesis(kk, ps, ref_s, n_frames)
             for name, st in METHODS.items():
                 al = align_durations(kk, ps, case.audio, ref_s, st, reference=ref)
@@ -184,20 +184,20 @@ def main(argv=None) -> int:
         )
 
     if not args.no_real:
-        from helpers.audio import load_audio
-        from helpers.dataset import read_ljspeech
+        from helpers.data.audio import load_audio
+        from helpers.data.readers import read_ljspeech
 
         real: dict[str, list] = {}
         for it in read_ljspeech(root / "data" / "librivox"):
             y = fit_to_grid(load_audio(it.wav_path).samples)
             ps = phonemize(it.tts_text)
             ref_s = style(ps)
-            ref = reference_synthesis(kk, ps, ref_s, len(y) // DURATION_HOP)
+            ref = reference_synthesis(kk, ps, ref_s, len(y) // SAMPLES_PER_FRAME)
             runs = {
                 name: align_durations(kk, ps, y, ref_s, st, reference=ref).durations
                 for name, st in METHODS.items()
             }
-            runs["scaled teacher"] = scaled_teacher(kk, ps, ref_s, len(y) // DURATION_HOP)
+            runs["scaled teacher"] = scaled_teacher(kk, ps, ref_s, len(y) // SAMPLES_PER_FRAME)
             for name, d in runs.items():
                 wc = check_word_boundaries(it.tts_text, ps, d, y)
                 if wc.checked:

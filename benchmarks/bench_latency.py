@@ -47,9 +47,12 @@ def main(argv: list[str] | None = None) -> int:
     import pandas as pd
     import torch
 
-    from helpers.compare import make_fixture_adapter, mamba_twin, measure_latency, parameter_table
-    from helpers.loading import load_kokoro
+    from helpers.compare import parameter_table
+    from helpers.compare.contenders import mamba_twin
+    from helpers.compare.latency import measure_latency
+    from helpers.kokoro.loading import load_kokoro
     from helpers.mamba import describe_backend
+    from helpers.transplant.adapters import make_fixture_adapter
 
     if args.threads:
         torch.set_num_threads(args.threads)

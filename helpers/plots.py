@@ -5,11 +5,13 @@ Every function draws on a given matplotlib Axes (or makes one) and returns it, s
 
 from __future__ import annotations
 
-import librosa
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 
-from .synth import SAMPLE_RATE, SAMPLES_PER_F0_FRAME, SAMPLES_PER_FRAME
+from helpers.data.align import Alignment, _runs
+from helpers.data.features import fit_to_grid, log_mel
+from helpers.grid import F0_FRAME_MS, FRAME_MS, SAMPLE_RATE, SAMPLES_PER_F0_FRAME, SAMPLES_PER_FRAME
 
 
 def _ax(ax, figsize=(10, 3)):
@@ -18,18 +20,15 @@ def _ax(ax, figsize=(10, 3)):
     return ax
 
 
-def log_mel(audio: np.ndarray, sr: int = SAMPLE_RATE, n_mels: int = 80, hop: int = 300) -> np.ndarray:
-    """(n_mels, frames) log-mel on Kokoro's 12.5 ms grid, for display."""
-    mel = librosa.feature.melspectrogram(
-        y=audio, sr=sr, n_fft=2048, win_length=1200, hop_length=hop, n_mels=n_mels
-    )
-    return np.log(mel + 1e-5)
+def display_mel(audio: np.ndarray) -> np.ndarray:
+    """(80, 2F) the workbook's one log-mel (helpers.data.features.log_mel), the audio zero-padded to the grid."""
+    return log_mel(fit_to_grid(audio, "pad"))
 
 
 def plot_mel(audio: np.ndarray, ax=None, title: str = "log-mel spectrogram", f0: np.ndarray | None = None):
     """Log-mel spectrogram (time in seconds); optionally F0 (Hz, 80 Hz frames) drawn on a twin axis."""
     ax = _ax(ax)
-    m = log_mel(audio)
+    m = display_mel(audio)
     t_end = len(audio) / SAMPLE_RATE
     ax.imshow(m, origin="lower", aspect="auto", extent=[0, t_end, 0, m.shape[0]], cmap="magma")
     ax.set(xlabel="time (s)", ylabel="mel band", title=title)
@@ -43,7 +42,7 @@ def plot_mel(audio: np.ndarray, ax=None, title: str = "log-mel spectrogram", f0:
 
 def phoneme_labels(phonemes: str) -> list[str]:
     """One label per token including BOS/EOS, matching Synthesis.durations."""
-    from .g2p import kokoro_vocab
+    from helpers.kokoro.g2p import kokoro_vocab
 
     vocab = kokoro_vocab()
     return ["<s>", *[("␣" if p == " " else p) for p in phonemes if p in vocab], "</s>"]
@@ -150,3 +149,111 @@ class LiveLossPlot:
         display(fig)
         plt.close(fig)
         return fig
+
+
+def plot_alignment(al: Alignment, phonemes: str | None = None, ax=None):
+    """The DTW path: recording time (x) against reference column (y); grey = silent recording frames,
+    dotted = the pause columns, thin lines = token edges on both sides."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8, 6))
+    sec = F0_FRAME_MS / 1000.0
+    for a, b in _runs(al.silent):
+        ax.axvspan(a * sec, b * sec, color="0.85", lw=0)
+    for c in np.flatnonzero(al.col_frame < 0):
+        ax.axhline(c, color="tab:green", ls=":", lw=1)
+    for c in np.flatnonzero(np.diff(al.col_token)) + 0.5:
+        ax.axhline(c, color="0.6", lw=0.3)
+    for e in np.cumsum(al.durations)[:-1] * FRAME_MS / 1000.0:
+        ax.axvline(e, color="tab:red", lw=0.3, alpha=0.6)
+    ax.plot(al.path[:, 0] * sec, al.path[:, 1], color="tab:blue", lw=1.5)
+    ax.set(
+        xlabel="recording time (s)",
+        ylabel="reference column (12.5 ms frames + pause columns)",
+        title=f"DTW path (reference at speed {al.speed:.2f}); green: pause columns, grey: silence",
+        xlim=(0, len(al.silent) * sec),
+        ylim=(0, len(al.col_token)),
+    )
+    return ax
+
+
+def plot_segmentation(audio: np.ndarray, durations: np.ndarray, phonemes: str, ax=None, f0=None, title=""):
+    """Log-mel of `audio` with token edges and one label per token (BOS/EOS as <s> </s>)."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(13, 3.5))
+    plot_mel(audio, ax=ax, f0=f0, title=title or "token boundaries from the DTW durations")
+    plot_token_boundaries(durations, ax, color="white", alpha=0.7)
+    edges = np.concatenate([[0], np.cumsum(durations)]) * FRAME_MS / 1000.0
+    top = ax.get_ylim()[1]
+    for k, lab in enumerate(phoneme_labels(phonemes)[: len(durations)]):
+        if lab != "␣":
+            ax.text(
+                (edges[k] + edges[k + 1]) / 2,
+                top * 0.97,
+                lab,
+                color="white",
+                ha="center",
+                va="top",
+                fontsize=8,
+            )
+    return ax
+
+
+def plot_ab(result, fig=None):
+    """Four panels: per-phoneme durations (both), F0 overlaid, LSTM and Mamba log-mels with token edges."""
+    import matplotlib.pyplot as plt
+
+    from helpers.plots import plot_durations, plot_f0, plot_mel, plot_token_boundaries
+
+    if fig is None:
+        fig = plt.figure(figsize=(13, 10))
+    axes = fig.subplots(4, 1)
+    a, b = result.lstm, result.mamba
+    plot_durations(a.durations, result.phonemes, ax=axes[0], label="LSTM", offset=-0.2, width=0.4)
+    plot_durations(b.durations, result.phonemes, ax=axes[0], label="Mamba", offset=0.2, width=0.4)
+    shared = " (Mamba forced onto the LSTM's durations)" if result.share_durations else ""
+    axes[0].set_title("duration per phoneme" + shared)
+    plot_f0(a.f0, ax=axes[1], label="LSTM")
+    plot_f0(b.f0, ax=axes[1], label="Mamba")
+    t_max = max(a.seconds, b.seconds)
+    for ax, audio, syn, name in (
+        (axes[2], result.lstm_audio, a, "LSTM"),
+        (axes[3], result.mamba_audio, b, "Mamba"),
+    ):
+        plot_mel(audio, ax=ax, title=f"{name}: log-mel, {syn.seconds:.2f} s, token edges")
+        plot_token_boundaries(syn.durations, ax)
+    for ax in axes[1:]:
+        ax.set_xlim(0, t_max)
+    fig.tight_layout()
+    return fig
+
+
+def plot_latency(df: pd.DataFrame, fig=None):
+    """Two log-log panels: DurationEncoder and whole-utterance latency vs phoneme count, both models."""
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    if fig is None:
+        fig = plt.figure(figsize=(12, 4))
+    axes = fig.subplots(1, 2)
+    for ax, what, title in (
+        (axes[0], "encoder", "DurationEncoder alone"),
+        (axes[1], "synth", "whole utterance"),
+    ):
+        d = df.dropna(subset=[f"{what}_lstm_ms"])
+        for name, label, marker in (("lstm", "LSTM", "o"), ("mamba", "Mamba", "s")):
+            ax.plot(d["phonemes"], d[f"{what}_{name}_ms"], marker=marker, label=label)
+        ax.set(xscale="log", yscale="log", xlabel="phonemes", ylabel="ms (best of N)", title=title)
+        if len(d):
+            ax.set_xticks(d["phonemes"], [str(int(x)) for x in d["phonemes"]])
+            ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend()
+    dev = df["device"].iloc[0] if len(df) else "?"
+    fig.suptitle(f"latency on {dev} (batch 1)")
+    fig.tight_layout()
+    return fig

@@ -6,7 +6,7 @@
    16-bit wav, in the LJSpeech layout (metadata.csv + wavs/), with LICENSE and NOTICE.md.
    Needs the Debian package:  apt-get install pocketsphinx-testdata
 2. data/text/sentences.txt: the text-only distillation corpus, built from data/text/handwritten.txt plus
-   the template generator in helpers/corpus.py, with NOTICE.md.
+   the template generator in helpers/data/corpus.py, with NOTICE.md.
 
 Usage:  python scripts/make_starter_data.py [--only librivox|text] [--source DIR] [--check-phonemes]
 """
@@ -23,9 +23,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from helpers.audio import SAMPLE_RATE, read_audio, resample, save_wav, to_mono  # noqa: E402
-from helpers.corpus import build_corpus, check_sentences, corpus_stats, load_sentences  # noqa: E402
-from helpers.dataset import write_ljspeech_metadata  # noqa: E402
+from helpers.data.audio import read_audio, resample, save_wav, to_mono  # noqa: E402
+from helpers.data.corpus import build_corpus, check_sentences, corpus_stats, load_sentences  # noqa: E402
+from helpers.data.readers import write_ljspeech_metadata  # noqa: E402
+from helpers.grid import SAMPLE_RATE  # noqa: E402
 
 DEBIAN_SOURCE = Path("/usr/share/pocketsphinx/test/data/librivox")
 N_SENTENCES = 1200
@@ -132,7 +133,7 @@ teacher model speaks them; no recordings are involved). Statements, questions, e
 numbers, dates, times, prices; {min_chars} to {max_chars} characters each.
 
 **Origin.** Written for the kokoro-mamba project. `handwritten.txt` ({n_hand} sentences) was written by
-hand; the rest were produced by the deterministic template generator in `helpers/corpus.py` (templates
+hand; the rest were produced by the deterministic template generator in `helpers/data/corpus.py` (templates
 and word lists also written for the project), then everything was shuffled with seed {seed}.
 `scripts/make_starter_data.py --only text` rebuilds `sentences.txt` exactly.
 
@@ -220,7 +221,7 @@ def make_text(out: Path, check_phonemes: bool) -> None:
     if check_phonemes:
         from tqdm.auto import tqdm
 
-        from helpers.g2p import phonemize
+        from helpers.kokoro.g2p import phonemize
 
         lengths = [len(phonemize(s)) for s in tqdm(sentences, desc="phonemizing")]
         print(f"  phonemes per sentence: min {min(lengths)}, max {max(lengths)} (Kokoro reads up to 510)")
@@ -236,7 +237,7 @@ def main() -> None:
     )
     ap.add_argument("--data", type=Path, default=REPO / "data", help="output root (default: data/)")
     ap.add_argument(
-        "--check-phonemes", action="store_true", help="phonemize the corpus (helpers.g2p) to check"
+        "--check-phonemes", action="store_true", help="phonemize the corpus (helpers.kokoro.g2p) to check"
     )
     args = ap.parse_args()
     t0 = time.perf_counter()

@@ -1,0 +1,57 @@
+"""LSTM vs Mamba, side by side (notebook 06): listen (A/B), measure (objective metrics), time (latency).
+
+    metrics      every metric once: durations, boundary ms, F0 RMSE (voiced in both), MCD, WER
+    contenders   the models compared: the LSTM and its twins with an adapter applied (shared frozen weights)
+    ab           one sentence by both models, same voice, speed and decoder seed, loudness matched; player
+    evaluation   held-out recordings (vs targets) and sentences (vs the LSTM teacher), one row per item
+    report       summaries, conclusions, result files under runs/compare/
+    latency      DurationEncoder and whole-synthesis timings, models interleaved
+
+The names notebook 06 uses are re-exported here (`from helpers import compare as C`).
+"""
+
+from helpers.compare.ab import (
+    ABResult,
+    ab_compare,
+    ab_player,
+    active_rms,
+    match_loudness,
+    players_html,
+    show_ab,
+)
+from helpers.compare.contenders import (
+    FIXTURE_NOTE,
+    MODELS,
+    load_mamba_kokoro,
+    mamba_twin,
+    pick_mamba,
+    shallow_twin,
+)
+from helpers.compare.evaluation import (
+    METRICS,
+    SETS,
+    EvalItem,
+    EvalSentence,
+    eval_items,
+    eval_sentences,
+    evaluate,
+)
+from helpers.compare.latency import benchmark_ids, measure_latency, parameter_table
+from helpers.compare.report import conclusions, save_results, summarize
+from helpers.kokoro.synth import predict_prosody
+from helpers.transplant.adapters import (
+    adapter_info,
+    describe_adapter,
+    find_adapter,
+    list_adapters,
+    make_fixture_adapter,
+)
+
+__all__ = [
+    "ABResult", "ab_compare", "ab_player", "active_rms", "match_loudness", "players_html", "show_ab",
+    "FIXTURE_NOTE", "MODELS", "load_mamba_kokoro", "mamba_twin", "pick_mamba", "shallow_twin",
+    "METRICS", "SETS", "EvalItem", "EvalSentence", "eval_items", "eval_sentences", "evaluate",
+    "benchmark_ids", "measure_latency", "parameter_table", "conclusions", "save_results", "summarize",
+    "predict_prosody", "adapter_info", "describe_adapter", "find_adapter", "list_adapters",
+    "make_fixture_adapter",
+]

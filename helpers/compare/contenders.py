@@ -1,0 +1,96 @@
+"""The models being compared: the LSTM as loaded and its twins with an adapter applied (shared frozen weights).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from pathlib import Path
+
+import torch
+
+from helpers.transplant.adapters import FIXTURE_NOTE, adapter_info, list_adapters, make_fixture_adapter  # noqa: F401
+
+MODELS = ("LSTM", "Mamba")
+
+
+def pick_mamba(kokoro, runs_dir: str | Path, fixture: str | Path, seed: int = 0):
+    """(adapter path, Mamba twin of `kokoro`, messages): the newest adapter under `runs_dir` that loads.
+
+    Adapters that do not fit this code's surgery (e.g. saved before a change of block layout) are skipped
+    with a message saying why. When none loads, the untrained fixture at `fixture` is used, (re)made when it
+    is missing, was made for other weights, or no longer fits.
+    """
+    from helpers.transplant.adapters import AdapterMismatchError
+
+    messages = []
+    for path in list_adapters(runs_dir):
+        try:
+            return path, mamba_twin(kokoro, path), messages
+        except (AdapterMismatchError, KeyError, TypeError, ValueError) as e:
+            messages.append(f"skipped {path}: {type(e).__name__}: {str(e)[:300]}")
+    fixture = Path(fixture)
+    messages.append("no trained adapter under runs/ loads: using an UNTRAINED fixture")
+    try:
+        if adapter_info(fixture)["metadata"].get("weights") != getattr(kokoro, "source", "unknown"):
+            raise ValueError("fixture made for other weights")
+        return fixture, mamba_twin(kokoro, fixture), messages
+    except (OSError, ValueError, KeyError, TypeError, AdapterMismatchError):
+        make_fixture_adapter(kokoro, fixture, seed=seed)
+        return fixture, mamba_twin(kokoro, fixture), messages
+
+
+
+def shallow_twin(model: torch.nn.Module, path: str | None = None) -> torch.nn.Module:
+    """A second KModel that shares every module with `model` except along `path` (the DurationEncoder's).
+
+    The root and each parent on the path get their own module table, so a surgery on the twin (e.g.
+    `load_adapter`) swaps the twin's DurationEncoder only; ALBERT, the rest of the predictor and the
+    decoder are the same objects in both (no second copy in memory, and no deepcopy, which weight_norm
+    breaks). For inference side by side; do not train one twin while using the other.
+    """
+    from helpers.transplant.surgery import DURATION_ENCODER_PATH
+
+    path = path or DURATION_ENCODER_PATH
+    twin = copy.copy(model)
+    twin._modules = dict(model._modules)
+    node = twin
+    for name in path.split(".")[:-1]:
+        child = copy.copy(node._modules[name])
+        child._modules = dict(child._modules)
+        node._modules[name] = child
+        node = child
+    return twin
+
+
+def mamba_twin(kokoro, adapter: str | Path):
+    """`kokoro` (a LoadedKokoro) with the adapter's Mamba DurationEncoder, sharing all other weights.
+
+    The original `kokoro` keeps its LSTM DurationEncoder. Same result as `load_mamba_kokoro`, without
+    loading the weights a second time.
+    """
+    from helpers.transplant.adapters import load_adapter
+
+    twin = shallow_twin(kokoro.model)
+    cfg = load_adapter(twin, adapter)
+    twin.eval()
+    note = (
+        f"{kokoro.note} + Mamba DurationEncoder ({cfg.design}) from adapter {Path(adapter).with_suffix('')}"
+    )
+    return dataclasses.replace(kokoro, model=twin, note=note)
+
+
+def load_mamba_kokoro(
+    adapter: str | Path, source: str = "auto", device: str | torch.device = "cpu", **kwargs
+):
+    """A freshly loaded Kokoro with the adapter's Mamba DurationEncoder in place (eval mode)."""
+    from helpers.kokoro.loading import load_kokoro
+    from helpers.transplant.adapters import load_adapter
+
+    kk = load_kokoro(source, device=device, verbose=False, **kwargs)
+    cfg = load_adapter(kk.model, adapter)
+    kk.model.eval()
+    note = f"{kk.note} + Mamba DurationEncoder ({cfg.design}) from adapter {Path(adapter).with_suffix('')}"
+    return dataclasses.replace(kk, note=note)
+
+

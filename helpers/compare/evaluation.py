@@ -1,0 +1,235 @@
+"""Objective evaluation: held-out recordings (vs their targets) and sentences (vs the LSTM teacher).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from helpers.compare import metrics as M
+from helpers.grid import SAMPLE_RATE
+from helpers.kokoro.synth import as_pack, predict_prosody, synthesize
+
+# ------------------------------------------------------------------------------------------ evaluation
+
+
+@dataclass
+class EvalItem:
+    """One real recording for evaluation. Targets are optional: metrics that need them are skipped."""
+
+    id: str
+    text: str  # transcript: the WER reference
+    audio: np.ndarray  # (n,) float32 at 24 kHz
+    phonemes: str | None = None
+    durations: np.ndarray | None = None  # (T,) target frames per token (BOS/EOS included)
+    f0: np.ndarray | None = None  # (2F,) target F0 in Hz, 0 = unvoiced, on the durations' grid
+    style: np.ndarray | None = None  # (256,) ref_s to speak with (else the evaluation's voice)
+    source_sample_rate: int = SAMPLE_RATE  # the recording's own rate: limits the MCD band
+
+
+def _get(obj, name, default=None):
+    if isinstance(obj, Mapping):
+        return obj.get(name, default)
+    return getattr(obj, name, default)
+
+
+def eval_items(items: Iterable, targets: Mapping | Iterable | None = None) -> list[EvalItem]:
+    """Turn anything item-like into EvalItems: `helpers.data.readers.Item`, `helpers.data.targets.ItemTargets`, dicts.
+
+    Reads ``id``, ``tts_text``/``text``, ``audio`` (24 kHz) or ``wav_path``, and when present ``phonemes``,
+    ``durations``, ``f0``, ``style``. `targets` (a mapping id -> target, or an iterable of targets with
+    ``id``) supplies durations/F0/style for items that lack them.
+    """
+    from helpers.data.audio import load_audio
+
+    if targets is not None and not isinstance(targets, Mapping):
+        targets = {_get(t, "id"): t for t in targets}
+    out = []
+    for it in items:
+        if isinstance(it, EvalItem):
+            out.append(it)
+            continue
+        iid = str(_get(it, "id"))
+        tg = (targets or {}).get(iid)
+        audio, sr = _get(it, "audio"), SAMPLE_RATE
+        if audio is None:
+            loaded = load_audio(_get(it, "wav_path"))
+            audio, sr = loaded.samples, loaded.source_sample_rate
+        elif _get(it, "wav_path") is not None:
+            from helpers.data.audio import probe
+
+            sr = probe(_get(it, "wav_path")).sample_rate
+        text = _get(it, "tts_text") or _get(it, "normalized") or _get(it, "text")
+
+        def pick(name, it=it, tg=tg):
+            v = _get(it, name)
+            return v if v is not None or tg is None else _get(tg, name)
+
+        f0, dur, sty = pick("f0"), pick("durations"), pick("style")
+        out.append(
+            EvalItem(
+                id=iid,
+                text=text,
+                audio=np.asarray(audio, dtype=np.float32),
+                phonemes=pick("phonemes"),
+                durations=None if dur is None else np.asarray(dur),
+                f0=None if f0 is None else np.asarray(f0, dtype=np.float32),
+                style=None if sty is None else np.asarray(sty, dtype=np.float32),
+                source_sample_rate=int(sr),
+            )
+        )
+    return out
+
+
+@dataclass
+class EvalSentence:
+    """One held-out text sentence (no recording): the teacher (LSTM) is the reference."""
+
+    id: str
+    text: str
+    phonemes: str | None = None
+    style: np.ndarray | None = None
+
+
+def eval_sentences(sentences: Iterable) -> list[EvalSentence]:
+    """Strings, `helpers.data.text_corpus.TextItem`s or dicts with ``text`` (and optional ``id``, ``phonemes``, ``style``)."""
+    out = []
+    for i, s in enumerate(sentences):
+        if isinstance(s, EvalSentence):
+            out.append(s)
+        elif isinstance(s, str):
+            out.append(EvalSentence(f"t{i:03d}", s))
+        else:
+            sty = _get(s, "style")
+            out.append(
+                EvalSentence(
+                    str(_get(s, "id") or f"t{i:03d}"),
+                    _get(s, "text"),
+                    _get(s, "phonemes"),
+                    None if sty is None else np.asarray(sty, dtype=np.float32),
+                )
+            )
+    return out
+
+
+METRICS = {  # column -> (label, units, which way is better)
+    "dur_mae_frames": ("duration MAE", "frames (25 ms)", "lower"),
+    "dur_within1_pct": ("durations within 1 frame", "% tokens", "higher"),
+    "boundary_mae_ms": ("token boundary error", "ms", "lower"),
+    "f0_rmse_hz": ("F0 RMSE (voiced in both)", "Hz", "lower"),
+    "f0_shape_rmse_hz": ("F0 RMSE, means removed (shape)", "Hz", "lower"),
+    "voicing_err_pct": ("voicing error", "% frames", "lower"),
+    "mcd_db": ("MCD (DTW, c1..c24)", "dB", "lower"),
+    "wer_pct": ("WER (pocketsphinx, relative only)", "%", "lower"),
+}
+SETS = {"real": "held-out recordings vs targets", "text": "held-out sentences vs teacher (LSTM)"}
+
+
+def evaluate(
+    lstm_kokoro,
+    mamba_kokoro,
+    items: Iterable = (),
+    sentences: Iterable = (),
+    *,
+    voice=None,
+    speed: float = 1.0,
+    seed: int | None = 0,
+    asr: bool = True,
+    mcd_order: int = 24,
+    progress: bool = False,
+) -> pd.DataFrame:
+    """Objective comparison; one row per (utterance, model). ``df.attrs['notes']`` lists what was skipped.
+
+    Real recordings (`items`, see `eval_items`): each model speaks the transcript freely; durations are
+    compared with the target durations (when the item has them, same token count), F0 and voicing with
+    the target F0 after forcing the model onto the target durations (F0 predicted without the decoder;
+    the target F0 is pYIN of the recording when the item carries none), MCD against the recording
+    (DTW; band limited to the recording's own bandwidth, `metrics.effective_bandwidth`), WER of the free
+    synthesis (and, as a ceiling, of the recording itself: model "recording").
+    Held-out sentences: the LSTM's output is the reference. Mamba's free durations vs the teacher's
+    (agreement), F0 vs the teacher's with Mamba forced onto the teacher's durations, MCD vs the teacher's
+    audio (DTW, same seed), and WER for both models.
+    """
+    from tqdm.auto import tqdm
+
+    from helpers.data.features import f0_pyin, fit_to_grid
+    from helpers.kokoro.g2p import phonemize
+
+    models = {"LSTM": lstm_kokoro, "Mamba": mamba_kokoro}
+    rows, notes = [], []
+    items, sentences = eval_items(items), eval_sentences(sentences)
+    for it in tqdm(items, desc="recordings", disable=not progress):
+        phon = it.phonemes or phonemize(it.text)
+        v = it.style if it.style is not None else voice
+        fmax = min(it.source_sample_rate / 2, M.effective_bandwidth(it.audio))  # MCD band: the recording's
+        base = {
+            "set": "real",
+            "id": it.id,
+            "text": it.text,
+            "recording_s": round(len(it.audio) / SAMPLE_RATE, 3),
+        }
+        if asr:
+            w, hyp = M.asr_wer(it.audio, it.text)
+            rows.append({**base, "model": "recording", "wer_pct": w, "transcript": hyp})
+        target_f0 = None
+        if it.durations is not None:
+            n = int(np.sum(it.durations))
+            target_f0 = it.f0 if it.f0 is not None else f0_pyin(fit_to_grid(it.audio))[0]
+            if abs(len(target_f0) - 2 * n) > 4:
+                notes.append(
+                    f"{it.id}: target F0 has {len(target_f0)} frames, durations need {2 * n}: F0 skipped"
+                )
+                target_f0 = None
+        else:
+            notes.append(f"{it.id}: no target durations: duration and F0 metrics skipped")
+        for name, kk in models.items():
+            syn = synthesize(kk, phonemes=phon, voice=as_pack(kk, v), speed=speed, seed=seed)
+            row = {**base, "model": name, "tokens": len(syn.durations), "seconds": round(syn.seconds, 3)}
+            if it.durations is not None:
+                if len(it.durations) == len(syn.durations):
+                    row.update(M.duration_errors(syn.durations, it.durations))
+                else:
+                    notes.append(
+                        f"{it.id}: {len(it.durations)} target durations for {len(syn.durations)} tokens"
+                    )
+            if target_f0 is not None and len(it.durations) == len(syn.durations):
+                f0 = predict_prosody(kk, phon, as_pack(kk, v), durations=it.durations)["f0"]
+                m = min(len(f0), len(target_f0))
+                row.update(M.f0_errors(f0[:m], target_f0[:m]))
+            row["mcd_db"] = M.mcd(syn.audio, it.audio, order=mcd_order, fmax=fmax)
+            if asr:
+                row["wer_pct"], row["transcript"] = M.asr_wer(syn.audio, it.text)
+            rows.append(row)
+    for s in tqdm(sentences, desc="sentences", disable=not progress):
+        phon = s.phonemes or phonemize(s.text)
+        v = s.style if s.style is not None else voice
+        base = {"set": "text", "id": s.id, "text": s.text}
+        a = synthesize(lstm_kokoro, phonemes=phon, voice=as_pack(lstm_kokoro, v), speed=speed, seed=seed)
+        b = synthesize(mamba_kokoro, phonemes=phon, voice=as_pack(mamba_kokoro, v), speed=speed, seed=seed)
+        ra = {**base, "model": "LSTM", "tokens": len(a.durations), "seconds": round(a.seconds, 3)}
+        rb = {**base, "model": "Mamba", "tokens": len(b.durations), "seconds": round(b.seconds, 3)}
+        rb.update(M.duration_errors(b.durations, a.durations))
+        forced = predict_prosody(mamba_kokoro, phon, as_pack(mamba_kokoro, v), speed, durations=a.durations)
+        rb.update(M.f0_errors(forced["f0"], a.f0))
+        rb["mcd_db"] = M.mcd(b.audio, a.audio, order=mcd_order)
+        if asr:
+            ra["wer_pct"], ra["transcript"] = M.asr_wer(a.audio, s.text)
+            rb["wer_pct"], rb["transcript"] = M.asr_wer(b.audio, s.text)
+        rows += [ra, rb]
+    if not items:
+        notes.append("no recordings given: the 'real' metrics are absent")
+    if not sentences:
+        notes.append("no sentences given: the teacher-agreement metrics are absent")
+    if not asr:
+        notes.append("ASR off: no WER")
+    df = pd.DataFrame(rows)
+    for col in ("set", "id", "model", "text", *METRICS, "transcript"):
+        if col not in df.columns:
+            df[col] = np.nan
+    df.attrs["notes"] = notes
+    return df
+
+

@@ -1,0 +1,391 @@
+"""Dataset preparation: validate, compute targets once, cache them, split train/validation.
+
+The training notebooks call two functions:
+
+    data = prepare_dataset(kokoro, S.data_dir / "librivox", S)     # (text, wav) recordings
+    data.train, data.val        # TargetsList: len(), [i] -> helpers.data.targets.ItemTargets (loaded from disk)
+    data.suspect                # items the pocketsphinx check flagged (kept out unless keep_suspect=True)
+    data.report                 # helpers.data.validate.ValidationReport (refused items, with reasons)
+    data.summary()              # one-row pandas table: counts, split sizes, seconds, cache hits
+
+    corpus = prepare_text_corpus(kokoro, S.data_dir / "text" / "sentences.txt", S)   # text only
+    corpus[i] -> TextItem(id, text, phonemes, token_ids (T,), style (256,), voice, split)
+    corpus.train, corpus.val, corpus.failed (sentences G2P refused), corpus.seconds
+
+Signatures:
+
+    prepare_dataset(kokoro, root, settings=None, config=None, *, style=None, report=None,
+                    cache_dir=None, progress=True, verbose=True) -> PreparedDataset
+    prepare_text_corpus(kokoro, path=None, settings=None, limit=None, *, style=None, val_fraction=0.05,
+                        cache_dir=None, progress=True, verbose=True) -> TextCorpus
+    PrepareConfig(name=None, voice="auto", features=FeatureSettings(), dtw=DTWSettings(),
+                  check=CheckSettings(), val_fraction=0.1, keep_suspect=False, store_audio=True, limit=None)
+    split_of(item_id, val_fraction) -> "train" | "val"
+
+`settings` is the workbook's `helpers.settings.Settings` (cache folder, mode, voice); `config` holds the
+preparation recipe. `style` (a `helpers.data.targets.StyleSource`) overrides the voice pack: pass a fitted
+style later and the cache is rebuilt (its `name` is part of the settings hash).
+
+Cache layout (``settings.cache_dir / "datasets" / <name>``, name = the data folder's name by default):
+
+    manifest.json     settings + their hash, code version, weights source, voice, per-item rows, refusals
+    items/<id>.npz    one file per item (helpers.data.targets.ItemTargets.save), tagged with the settings hash
+
+A re-run loads every item whose file carries the current settings hash and whose source (transcript,
+phonemes, wav size and mtime) is unchanged; anything else is recomputed. Changing a feature/DTW/check
+setting, the voice/style or the weights source changes the hash, so every item is recomputed.
+
+The split is by a hash of the item id (`split_of`): an item's side never changes when items are added or
+removed. Exception: when no item falls on the validation side and there are at least two items, the one
+with the smallest hash goes to validation (so the tiny starter set still has a validation item).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import re
+import subprocess
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from helpers.data.align import DTWSettings
+from helpers.data.audio import load_audio
+from helpers.data.features import FeatureSettings
+from helpers.data.readers import Item, read_dataset
+from helpers.data.targets import ItemTargets, StyleSource, compute_targets, voice_style
+from helpers.data.validate import ValidationReport, validate_items
+from helpers.data.wordcheck import CheckSettings
+from helpers.grid import SAMPLE_RATE
+from helpers.kokoro.g2p import phonemize
+from helpers.settings import REPO_ROOT, Settings
+
+CODE_VERSION = "targets-3"  # bump when the way targets are computed changes (invalidates every cache)
+CI_CORPUS_LIMIT = 64  # sentences prepared in CI mode
+
+
+@dataclass(frozen=True)
+class PrepareConfig:
+    """The preparation recipe. Everything except val_fraction/keep_suspect/limit is hashed into the cache."""
+
+    name: str | None = None  # cache folder name; None = the data folder's name
+    voice: str = "auto"  # voice pack for style and DTW reference; "auto" = settings.voice, then the default
+    features: FeatureSettings = FeatureSettings()
+    dtw: DTWSettings = DTWSettings()
+    check: CheckSettings = CheckSettings()
+    val_fraction: float = 0.1
+    keep_suspect: bool = False  # True: suspect items stay in train/val (still flagged)
+    store_audio: bool = True  # keep the clip's samples (int16) in the cache for waveform losses
+    limit: int | None = None  # only the first `limit` kept items (quick runs)
+
+
+# ------------------------------------------------------------------------------------------------ split
+
+
+def split_fraction(item_id: str) -> float:
+    """A stable number in [0, 1) from the item id (sha1), independent of every other item."""
+    return int.from_bytes(hashlib.sha1(item_id.encode("utf-8")).digest()[:8], "big") / 2.0**64
+
+
+def split_of(item_id: str, val_fraction: float = 0.1) -> str:
+    return "val" if split_fraction(item_id) < val_fraction else "train"
+
+
+def assign_splits(ids: Sequence[str], val_fraction: float) -> dict[str, str]:
+    """{id: "train"|"val"} by `split_of`, with at least one validation item when there are two or more."""
+    out = {i: split_of(i, val_fraction) for i in ids}
+    if len(ids) >= 2 and val_fraction > 0 and "val" not in out.values():
+        out[min(ids, key=split_fraction)] = "val"
+    return out
+
+
+# ------------------------------------------------------------------------------------------- hashing
+
+
+def _git_commit() -> str | None:
+    try:
+        return (
+            subprocess.run(
+                ["git", "rev-parse", "--short", "HEAD"],
+                cwd=REPO_ROOT,
+                capture_output=True,
+                text=True,
+                timeout=5,
+            ).stdout.strip()
+            or None
+        )
+    except Exception:
+        return None
+
+
+def _hash(obj) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _safe_name(item_id: str) -> str:
+    """A file name for an id: unsafe characters replaced, plus a short hash so two ids never collide."""
+    clean = re.sub(r"[^A-Za-z0-9._-]+", "_", item_id)[:80]
+    return f"{clean}-{hashlib.sha1(item_id.encode()).hexdigest()[:8]}"
+
+
+def _source_fingerprint(item: Item) -> str:
+    p = Path(item.wav_path)
+    st = p.stat()
+    return _hash([item.tts_text, item.phonemes, st.st_size, st.st_mtime_ns])
+
+
+# ---------------------------------------------------------------------------------------- containers
+
+
+class TargetsList(Sequence):
+    """A read-only list of cached items: `[i]` loads `ItemTargets` from its .npz (nothing held in memory),
+    so it works as a map-style torch Dataset too. `.rows` holds each item's manifest row."""
+
+    def __init__(self, root: Path, rows: list[dict], split: str):
+        self.root, self.rows, self.split = Path(root), list(rows), split
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        return ItemTargets.load(self.root / self.rows[i]["file"], split=self.split)
+
+    @property
+    def ids(self) -> list[str]:
+        return [r["id"] for r in self.rows]
+
+    @property
+    def seconds(self) -> float:
+        return sum(r["n_frames"] for r in self.rows) * 0.025
+
+    def __repr__(self) -> str:
+        return f"TargetsList({self.split}: {len(self)} items, {self.seconds:.1f} s)"
+
+
+@dataclass
+class PreparedDataset:
+    """What `prepare_dataset` returns (see the module docstring)."""
+
+    train: TargetsList
+    val: TargetsList
+    suspect: TargetsList  # flagged by the word check; in train/val too only with keep_suspect=True
+    failed: list[dict]  # kept by validation, but targets could not be computed: {id, reason}
+    report: ValidationReport
+    manifest: dict
+    cache_dir: Path
+    stats: dict = field(default_factory=dict)  # computed, cached, seconds
+
+    def summary(self):
+        """One-row pandas table: counts, split sizes (items and seconds of audio), time, cache hits."""
+        import pandas as pd
+
+        s = self.report.summary()
+        return pd.DataFrame(
+            [
+                {
+                    "items": s["items"],
+                    "refused": s["excluded"],
+                    "failed": len(self.failed),
+                    "suspect": len(self.suspect),
+                    "train": len(self.train),
+                    "val": len(self.val),
+                    "train_s": round(self.train.seconds, 1),
+                    "val_s": round(self.val.seconds, 1),
+                    "computed": self.stats.get("computed", 0),
+                    "from_cache": self.stats.get("cached", 0),
+                    "seconds": round(self.stats.get("seconds", 0.0), 1),
+                }
+            ]
+        )
+
+    def table(self):
+        """One row per prepared item: split, seconds, tokens, suspect flag and the word-check numbers
+        (errors vs pocketsphinx after its offset; `max_speech_err_ms` ignores pauses, and decides `suspect`)."""
+        import pandas as pd
+
+        rows = []
+        for r in self.manifest["items"]:
+            c = r.get("check", {})
+            rows.append(
+                {
+                    "id": r["id"],
+                    "split": r["split"],
+                    "seconds": round(r["n_frames"] * 0.025, 2),
+                    "tokens": r["n_tokens"],
+                    "suspect": r["suspect"],
+                    "checked": c.get("checked"),
+                    "mean_err_ms": c.get("mean_error_ms"),
+                    "max_err_ms": c.get("max_error_ms"),
+                    "max_speech_err_ms": c.get("max_speech_error_ms"),
+                    "reason": r["reason"] if c.get("checked") else f"not checked: {c.get('reason', '')}",
+                }
+            )
+        return pd.DataFrame(rows)
+
+
+# ------------------------------------------------------------------------------------------- dataset
+
+
+def _resolve_style(kokoro, settings: Settings, config: PrepareConfig, style: StyleSource | None):
+    if style is not None:
+        return style
+    voice = config.voice if config.voice != "auto" else settings.voice
+    return voice_style(kokoro, voice)
+
+
+def settings_record(kokoro, config: PrepareConfig, style: StyleSource) -> dict:
+    """What the cached targets depend on; its hash tags every item file."""
+    return {
+        "code_version": CODE_VERSION,
+        "sample_rate": SAMPLE_RATE,
+        "features": dataclasses.asdict(config.features),
+        "dtw": config.dtw.to_dict(),
+        "check": config.check.to_dict(),
+        "style": getattr(style, "name", type(style).__name__),
+        "weights_source": getattr(kokoro, "source", "model"),
+        "store_audio": config.store_audio,
+    }
+
+
+def prepare_dataset(
+    kokoro,
+    root: str | Path,
+    settings: Settings | None = None,
+    config: PrepareConfig | None = None,
+    *,
+    style: StyleSource | None = None,
+    report: ValidationReport | None = None,
+    cache_dir: str | Path | None = None,
+    progress: bool = True,
+    verbose: bool = True,
+) -> PreparedDataset:
+    """Validate the dataset at `root`, compute (or load cached) targets per kept item, split.
+
+    `report`: an existing ValidationReport of the same folder (skips validating again).
+    `cache_dir`: the dataset's cache folder (default settings.cache_dir / "datasets" / name).
+    """
+    t0 = time.perf_counter()
+    settings = settings or Settings.from_env()
+    config = config or PrepareConfig()
+    root = Path(root)
+    if report is None:
+        report = validate_items(read_dataset(root), phonemize, progress=progress)
+    style = _resolve_style(kokoro, settings, config, style)
+    record = settings_record(kokoro, config, style)
+    shash = _hash(record)
+    cache = (
+        Path(cache_dir) if cache_dir else Path(settings.cache_dir) / "datasets" / (config.name or root.name)
+    )
+    (cache / "items").mkdir(parents=True, exist_ok=True)
+    manifest_path = cache / "manifest.json"
+    old = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
+    if verbose and old and old.get("settings_hash") != shash:
+        print(f"settings changed since the last run ({old.get('settings_hash')} -> {shash}): recomputing")
+
+    items = report.kept[: config.limit] if config.limit else report.kept
+    rows, failed, computed, cached = [], [], 0, 0
+    for item in tqdm(items, desc=f"targets {cache.name}", disable=not progress):
+        file = f"items/{_safe_name(item.id)}.npz"
+        path = cache / file
+        fp = _source_fingerprint(item)
+        meta = None
+        if path.is_file():
+            try:
+                meta = ItemTargets.read_meta(path)
+            except Exception:
+                meta = None
+            if meta and (meta.get("settings_hash") != shash or meta.get("source") != fp):
+                meta = None
+        if meta is None:
+            try:
+                audio = load_audio(item.wav_path, SAMPLE_RATE).samples
+                tg, _ = compute_targets(
+                    kokoro,
+                    item.id,
+                    item.tts_text,
+                    item.phonemes,
+                    audio,
+                    style,
+                    features=config.features,
+                    dtw=config.dtw,
+                    check=config.check,
+                    keep_audio=config.store_audio,
+                )
+            except Exception as exc:  # one bad item must not end a run of hours: it is reported instead
+                failed.append({"id": item.id, "reason": f"{type(exc).__name__}: {exc}"})
+                continue
+            tg.save(path, extra={"settings_hash": shash, "source": fp})
+            meta = ItemTargets.read_meta(path)
+            meta["n_frames"], meta["n_tokens"] = tg.n_frames, len(tg.token_ids)
+            computed += 1
+        else:
+            cached += 1
+            if "n_frames" not in meta:
+                tg = ItemTargets.load(path)
+                meta["n_frames"], meta["n_tokens"] = tg.n_frames, len(tg.token_ids)
+        rows.append(
+            {
+                "id": item.id,
+                "file": file,
+                "n_frames": int(meta["n_frames"]),
+                "n_tokens": int(meta["n_tokens"]),
+                "suspect": bool(meta["suspect"]),
+                "reason": meta["reason"],
+                "check": meta["check"],
+            }
+        )
+
+    splits = assign_splits([r["id"] for r in rows], config.val_fraction)
+    for r in rows:
+        r["split"] = splits[r["id"]]
+    usable = [r for r in rows if config.keep_suspect or not r["suspect"]]
+    seconds = time.perf_counter() - t0
+    manifest = {
+        "format": 1,
+        "name": cache.name,
+        "root": str(root),
+        "settings_hash": shash,
+        "settings": record,
+        "val_fraction": config.val_fraction,
+        "keep_suspect": config.keep_suspect,
+        "git_commit": _git_commit(),
+        "weights_note": getattr(kokoro, "note", ""),
+        "items": rows,
+        "refused": [{"id": r.id, "reason": r.reason, "message": r.message} for r in report.excluded],
+        "failed": failed,
+        "stats": {"computed": computed, "cached": cached, "seconds": round(seconds, 2)},
+        "updated": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
+    tmp = manifest_path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(manifest, indent=1, ensure_ascii=False))
+    tmp.replace(manifest_path)
+    keep_files = {cache / r["file"] for r in rows}
+    for stale in (cache / "items").glob("*.npz"):  # items no longer in the dataset, or older settings
+        if stale not in keep_files:
+            stale.unlink()
+    data = PreparedDataset(
+        train=TargetsList(cache, [r for r in usable if r["split"] == "train"], "train"),
+        val=TargetsList(cache, [r for r in usable if r["split"] == "val"], "val"),
+        suspect=TargetsList(cache, [r for r in rows if r["suspect"]], "suspect"),
+        failed=failed,
+        report=report,
+        manifest=manifest,
+        cache_dir=cache,
+        stats=manifest["stats"],
+    )
+    if verbose:
+        print(
+            f"{cache.name}: {len(rows)} items ready ({computed} computed, {cached} from cache) in "
+            f"{seconds:.1f} s; train {len(data.train)}, val {len(data.val)}, suspect {len(data.suspect)}, "
+            f"failed {len(failed)}; cache: {cache}"
+        )
+    return data
+
+

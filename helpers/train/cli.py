@@ -1,0 +1,96 @@
+"""`python -m helpers.train`: the same training as notebook 05, from a terminal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from pathlib import Path
+
+from helpers.train.config import TrainConfig
+from helpers.train.items import items_for_stage
+from helpers.train.trainer import Trainer
+from helpers.transplant.peft import trainable_summary
+from helpers.transplant.surgery import SurgeryConfig
+
+# --------------------------------------------------------------------------------------------------------
+# Command line: the same training outside the notebook
+# --------------------------------------------------------------------------------------------------------
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m helpers.train", description=__doc__.split("\n")[0])
+    p.add_argument(
+        "--mode",
+        choices=["ci", "full"],
+        default=None,
+        help="defaults for CI or full runs (default: from env)",
+    )
+    p.add_argument("--weights", default="auto", help="auto | hub | offline-int8")
+    p.add_argument("--voice", default="auto")
+    p.add_argument("--device", default=None)
+    p.add_argument("--corpus", default="data/text/sentences.txt", help="stage distill: one sentence per line")
+    p.add_argument(
+        "--data", default="data/librivox", help="stage finetune: dataset folder (notebook 04 prepares it)"
+    )
+    p.add_argument("--init-adapter", default=None, help="start from this adapter (e.g. stage 1's)")
+    p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
+    p.add_argument("--design", default="layerwise", choices=["layerwise", "single"])
+    for f in dataclasses.fields(TrainConfig):
+        flag = "--" + f.name.replace("_", "-")
+        if flag in ("--out-dir",):
+            flag = "--out"
+        kind = type(f.default)
+        if kind is bool:
+            p.add_argument(flag, type=lambda s: s.lower() in ("1", "true", "yes"), default=None)
+        else:
+            p.add_argument(flag, type=kind, default=None, dest=f.name)
+    return p
+
+
+def main(argv: list[str] | None = None) -> Path:
+    from helpers.kokoro.loading import load_kokoro
+    from helpers.settings import Settings
+    from helpers.transplant.adapters import load_adapter
+    from helpers.transplant.surgery import replace_duration_encoder
+
+    args = _build_parser().parse_args(argv)
+    S = Settings.from_env(**({"mode": args.mode} if args.mode else {}))
+    overrides = {
+        f.name: getattr(args, f.name)
+        for f in dataclasses.fields(TrainConfig)
+        if getattr(args, f.name, None) is not None
+    }
+    cfg = TrainConfig.for_mode(S.mode, overrides.pop("stage", "distill"), **overrides)
+    S.seed_everything(cfg.seed)
+    kokoro = load_kokoro(args.weights, device=args.device or S.device)
+    report = replace_duration_encoder(kokoro.model, SurgeryConfig(design=args.design))
+    if args.init_adapter:
+        load_adapter(kokoro.model, args.init_adapter)
+    pack = kokoro.voice(args.voice)
+    train_items, val_items = items_for_stage(kokoro, cfg.stage, S, corpus=args.corpus, data=args.data)
+    trainer = Trainer(
+        kokoro.model,
+        report.removed,
+        train_items,
+        cfg,
+        val_items,
+        metadata={"weights": kokoro.source, "voice": args.voice},
+    )
+    print(trainable_summary(kokoro.model))
+    if args.resume:
+        trainer.resume()
+    trainer.fit(voice_pack=pack)
+    path = trainer.save_adapter()
+    print(
+        json.dumps(
+            {"adapter": str(path), **{k: v for k, v in trainer.history[-1].items() if isinstance(v, float)}},
+            indent=1,
+        )
+    )
+    return path
+
+
+if __name__ == "__main__":
+    main()

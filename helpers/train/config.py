@@ -1,0 +1,85 @@
+"""Every knob of a training run (`TrainConfig`), its CI/full defaults, and the learning-rate schedule.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+
+class TrainingDiverged(RuntimeError):
+    """Too many non-finite losses in a row; the last good checkpoint is kept."""
+
+
+@dataclass
+class TrainConfig:
+    """Every knob of a training run. `TrainConfig.for_mode(S.mode, stage)` gives CI or full defaults."""
+
+    stage: str = "distill"  # "distill" (text only, teacher = LSTM) | "finetune" (recordings' targets)
+    steps: int = 3000
+    batch_size: int = 16
+    lr: float = 1e-4  # the original plan's choice
+    weight_decay: float = 0.01
+    warmup_steps: int = 100
+    min_lr_ratio: float = 0.1  # cosine decay to lr * this
+    grad_clip: float = 1.0
+    bf16: bool = True  # autocast on CUDA only; the scan state stays fp32
+    seed: int = 0
+    log_every: int = 10
+    eval_every: int = 250
+    ckpt_every: int = 250
+    sample_every: int = 500
+    keep_last: int = 3
+    max_bad_steps: int = 5  # consecutive non-finite losses before stopping
+    # loss weights
+    w_feature: float = 1.0
+    w_dur_l1: float = 1.0
+    w_dur_bce: float = 1.0
+    w_f0: float = 1.0
+    w_energy: float = 1.0
+    w_mel: float = 5.0  # stage 2 only
+    w_stft: float = 0.0  # stage 2 only; multi-resolution STFT needs target audio
+    prosody_items: int = 4  # per batch, utterances that also get F0/N losses (each is a B=1 pass)
+    mel_items: int = 1  # stage 2: utterances per batch that go through the decoder
+    mel_crop_frames: int = 32  # stage 2: decoder on crops of this many 25 ms frames
+    train_norms: bool = False
+    train_whole_predictor: bool = False  # benchmark: everything in the predictor trainable
+    out_dir: str = "runs/distill"
+    sample_text: str = "The quick brown fox jumps over the lazy dog, and then it rests."
+
+    def __post_init__(self) -> None:
+        if self.stage not in ("distill", "finetune"):
+            raise ValueError(f"stage must be 'distill' or 'finetune', got {self.stage!r}")
+
+    @classmethod
+    def for_mode(cls, mode: str, stage: str = "distill", **overrides) -> TrainConfig:
+        if mode == "ci":  # CPU, a few minutes
+            base = dict(
+                steps=30 if stage == "distill" else 6,
+                batch_size=8 if stage == "distill" else 2,
+                warmup_steps=5,
+                log_every=2,
+                eval_every=15,
+                ckpt_every=10,
+                sample_every=30,
+                prosody_items=2,
+                mel_crop_frames=24,
+            )
+        else:
+            base = dict(
+                steps=3000 if stage == "distill" else 1000, batch_size=16 if stage == "distill" else 4
+            )
+        base.update(stage=stage, out_dir=f"runs/{stage}")
+        base.update(overrides)
+        return cls(**base)
+
+
+def _lr_lambda(cfg: TrainConfig):
+    def f(step: int) -> float:
+        if step < cfg.warmup_steps:
+            return (step + 1) / max(1, cfg.warmup_steps)
+        progress = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps))
+        return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+    return f
+

@@ -1,0 +1,100 @@
+"""Training items and batches: one utterance per `TrainItem`, length-bucketed, right-padded batches.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+# --------------------------------------------------------------------------------------------------------
+# Data: items, batches, length buckets
+# --------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class TrainItem:
+    """One utterance. Stage 1 needs ids and style; stage 2 also the recording's targets."""
+
+    id: str
+    token_ids: np.ndarray  # (T,) int, BOS/EOS included
+    style: np.ndarray  # (256,) ref_s: [:128] timbre, [128:] prosody
+    durations: np.ndarray | None = None  # (T,) 25 ms frames, sum = F
+    f0: np.ndarray | None = None  # (2F,) Hz, 0 = unvoiced
+    energy: np.ndarray | None = None  # (2F,)
+    mel: np.ndarray | None = None  # (80, 2F) normalised log-mel
+
+    def __len__(self) -> int:
+        return len(self.token_ids)
+
+
+def bucketed_batches(lengths: list[int], batch_size: int, seed: int, epoch: int) -> list[list[int]]:
+    """Length-bucketed batches: similar lengths together (little padding), order random but reproducible."""
+    g = np.random.default_rng([seed, epoch])
+    jitter = g.random(len(lengths))
+    order = sorted(range(len(lengths)), key=lambda i: (lengths[i], jitter[i]))
+    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    g.shuffle(batches)
+    return batches
+
+
+def as_train_items(objs) -> list[TrainItem]:
+    """Notebook 04's TextItem / ItemTargets (or anything with the same fields) -> TrainItems."""
+    get = lambda o, k: None if getattr(o, k, None) is None else np.asarray(getattr(o, k))
+    return [
+        TrainItem(
+            o.id,
+            get(o, "token_ids"),
+            get(o, "style").reshape(-1).astype(np.float32),
+            get(o, "durations"),
+            get(o, "f0"),
+            get(o, "energy"),
+            get(o, "mel"),
+        )
+        for o in objs
+    ]
+
+
+def items_for_stage(
+    kokoro, stage: str, settings, corpus: str | Path, data: str | Path
+) -> tuple[list[TrainItem], list[TrainItem]]:
+    """(train, validation) items: the text corpus for 'distill', a prepared recording dataset for 'finetune'."""
+    from helpers.data.prepare import prepare_dataset
+    from helpers.data.text_corpus import prepare_text_corpus
+
+    if stage == "distill":
+        c = prepare_text_corpus(kokoro, corpus, settings, limit=64 if settings.is_ci else None)
+        return as_train_items(c.train), as_train_items(c.val)
+    d = prepare_dataset(kokoro, data, settings)
+    return as_train_items(d.train), as_train_items(d.val)
+
+
+@dataclass
+class Batch:
+    ids: torch.Tensor  # (B, T) long, 0-padded
+    lengths: torch.Tensor  # (B,)
+    pad: torch.Tensor  # (B, T) bool, True on padding
+    ref_s: torch.Tensor  # (B, 256)
+    items: list[TrainItem] = field(repr=False)
+    d_en: torch.Tensor | None = None  # (B, 512, T) frozen upstream features
+
+    def to(self, device) -> Batch:
+        move = lambda t: None if t is None else t.to(device)
+        return Batch(
+            move(self.ids), self.lengths, move(self.pad), move(self.ref_s), self.items, move(self.d_en)
+        )
+
+
+def collate(items: list[TrainItem]) -> Batch:
+    T = max(len(it) for it in items)
+    ids = torch.zeros(len(items), T, dtype=torch.long)
+    for b, it in enumerate(items):
+        ids[b, : len(it)] = torch.as_tensor(it.token_ids, dtype=torch.long)
+    lengths = torch.tensor([len(it) for it in items])
+    pad = torch.arange(T)[None, :] >= lengths[:, None]
+    ref_s = torch.stack([torch.as_tensor(it.style, dtype=torch.float32).reshape(-1) for it in items])
+    return Batch(ids, lengths, pad, ref_s, items)
+
+

@@ -1,0 +1,75 @@
+"""The training losses, all masked to valid (non-padding) positions.
+
+Stage 1, distillation (teacher = the original LSTM DurationEncoder, student = the Mamba one):
+    feature   L1 between student and teacher DurationEncoder outputs (first 512 channels; the rest is style)
+    duration  L1 between summed sigmoids (the continuous durations, in frames), plus the BCE form:
+              each of the 50 duration logits against the teacher's probability (StyleTTS2's "CE" term)
+    F0, N     smooth-L1 / 10 on F0 (Hz) and L1 on energy, both on the teacher's alignment
+Stage 2, fine-tuning on recordings: the same duration/F0/N terms against the dataset targets (durations
+from notebook 04's DTW, pYIN F0, log-norm energy) plus the original plan's L1 on log-mel spectrograms of
+generated vs real audio (valid because the alignment is teacher-forced from the target durations), and
+optionally a multi-resolution STFT term.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from helpers.data.features import torch_log_mel
+
+
+def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean of x over positions where mask is True (mask broadcastable to x)."""
+    mask = mask.to(x.dtype).expand_as(x)
+    return (x * mask).sum() / mask.sum().clamp(min=1.0)
+
+
+def feature_loss(d_student: torch.Tensor, d_teacher: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """L1 on DurationEncoder outputs (B, T, 640); only the first 512 channels carry learned features."""
+    return masked_mean((d_student[..., :512] - d_teacher[..., :512]).abs(), valid.unsqueeze(-1))
+
+
+def duration_targets(durations: torch.Tensor, max_dur: int = 50) -> torch.Tensor:
+    """Integer durations (B, T) -> StyleTTS2's binary targets (B, T, max_dur): the first k entries are 1."""
+    steps = torch.arange(max_dur, device=durations.device)
+    return (steps[None, None, :] < durations.unsqueeze(-1)).float()
+
+
+def duration_loss(
+    logits: torch.Tensor, target: torch.Tensor, valid: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(L1 on summed sigmoids, BCE per logit). `target` is (B, T, 50) probabilities or binary targets."""
+    l1 = masked_mean((torch.sigmoid(logits).sum(-1) - target.sum(-1)).abs(), valid)
+    bce = masked_mean(
+        F.binary_cross_entropy_with_logits(logits, target, reduction="none"), valid.unsqueeze(-1)
+    )
+    return l1, bce
+
+
+def f0_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Smooth-L1 on F0 in Hz, divided by 10 (StyleTTS2's scaling)."""
+    return F.smooth_l1_loss(pred, target) / 10.0
+
+
+def energy_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    return F.l1_loss(pred, target)
+
+
+
+def mel_loss(audio: torch.Tensor, target_mel: torch.Tensor) -> torch.Tensor:
+    """L1 between the log-mel of generated audio and the target log-mel (same grid, same normalisation)."""
+    return F.l1_loss(torch_log_mel(audio), target_mel)
+
+
+def multi_resolution_stft_loss(
+    audio: torch.Tensor, target: torch.Tensor, resolutions=((512, 120, 480), (1024, 240, 960), (256, 60, 240))
+) -> torch.Tensor:
+    """Spectral convergence + log-magnitude L1, averaged over (n_fft, hop, win) resolutions."""
+    total = audio.new_zeros(())
+    for n_fft, hop, win in resolutions:
+        w = torch.hann_window(win, device=audio.device)
+        s = torch.stft(audio.float(), n_fft, hop, win, w, return_complex=True).abs().clamp(min=1e-7)
+        t = torch.stft(target.float(), n_fft, hop, win, w, return_complex=True).abs().clamp(min=1e-7)
+        total = total + torch.linalg.norm(t - s) / torch.linalg.norm(t) + F.l1_loss(s.log(), t.log())
+    return total / len(resolutions)

@@ -1,0 +1,66 @@
+"""The run's log: one CSV row per logged step (metrics.csv), TensorBoard when it is installed.
+
+Only rank 0 writes when training runs under torchrun (see helpers.train.cli).
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import torch
+
+FIELDS = [
+    "step",
+    "loss",
+    "feature",
+    "dur_l1",
+    "dur_bce",
+    "f0",
+    "energy",
+    "mel",
+    "grad_norm",
+    "lr",
+    "skipped",
+    "val_dur_within_1",
+    "val_boundary_ms",
+    "val_f0_rmse_hz",
+    "sec_per_step",
+]
+
+
+def rank_and_world() -> tuple[int, int]:
+    """(rank, world size) under torch.distributed, else (0, 1)."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
+class RunLog:
+    """Appends rows to `out/metrics.csv` (and TensorBoard scalars under `out/tensorboard`)."""
+
+    def __init__(self, out: Path):
+        self.path = Path(out) / "metrics.csv"
+        self.out = Path(out)
+        self._tb = None
+
+    def write(self, row: dict) -> None:
+        if rank_and_world()[0] != 0:
+            return
+        new = not self.path.exists()
+        with open(self.path, "a", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=FIELDS, extrasaction="ignore")
+            if new:
+                w.writeheader()
+            w.writerow(row)
+        if self._tb is None:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self._tb = SummaryWriter(str(self.out / "tensorboard"))
+            except Exception:
+                self._tb = False
+        if self._tb:
+            for k, v in row.items():
+                if k != "step" and isinstance(v, (int, float)):
+                    self._tb.add_scalar(k, v, row["step"])

@@ -1,0 +1,429 @@
+"""Training the transplanted Mamba blocks: distillation from the LSTM teacher, then fine-tuning on recordings.
+
+Only the new blocks learn (helpers.transplant.peft); everything else is frozen but still differentiable, so gradients
+flow from the losses through the frozen duration LSTM, F0/N branch and decoder back into the blocks.
+
+The step runs helpers.kokoro.forward, the path synthesis and evaluation use too, batched:
+
+    d_en = upstream_features(model, ids, pad)           (B, 512, T)   frozen: computed once per item, cached
+    d    = encode(model, d_en, s, lengths, pad[, encoder=teacher])   (B, T, 640)   student / teacher
+    logits = duration_logits(model, d, lengths)          (B, T, 50)
+    per utterance b (F0/N and the decoder use InstanceNorm, which padding would corrupt):
+        f0_energy(model, d_b, durations_b, s_b)          (2 F_b,) each, on the teacher's / the targets' durations
+        stage 2: decode(..., crop=(a, a + W))            (600 W,) on a W-frame crop, vs the recording's log-mel
+
+Stage 1 ("distill") needs text only: teacher and student see the same sentence, the losses compare their
+features, durations and F0/N (helpers.train.losses). Stage 2 ("finetune") compares against a recording's targets
+(notebook 04): durations, F0, energy, and the log-mel of generated vs real audio.
+
+Runs the same in a notebook (`Trainer(...).fit()`) and in a terminal:
+
+    python -m helpers.train --stage distill --steps 3000 --out runs/distill
+    python -m helpers.train --stage finetune --data data/librivox --init-adapter runs/distill/adapter --out runs/ft
+
+One process, one device. Under torchrun each process trains its own copy with its own slice of the
+batches (rank-sharded order), and only rank 0 writes; gradient averaging across GPUs is not implemented.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from helpers.compare import metrics as M
+from helpers.grid import SAMPLE_RATE
+from helpers.kokoro.forward import (
+    alignment_from_durations,
+    decode,
+    duration_logits,
+    durations_from_logits,
+    encode,
+    f0_energy,
+    upstream_features,
+)
+from helpers.train import losses as L
+from helpers.train.checkpoints import CheckpointManager, rng_state, set_rng_state
+from helpers.train.config import TrainConfig, TrainingDiverged, _lr_lambda
+from helpers.train.items import Batch, TrainItem, bucketed_batches, collate
+from helpers.train.runlog import RunLog, rank_and_world
+from helpers.transplant.adapters import save_adapter
+from helpers.transplant.peft import PeftConfig, freeze_for_peft
+from helpers.transplant.surgery import MambaDurationEncoder, SurgeryConfig
+
+# --------------------------------------------------------------------------------------------------------
+# The trainer
+# --------------------------------------------------------------------------------------------------------
+
+
+class Trainer:
+    """Train the MambaDurationEncoder of an operated Kokoro (`model`) against `teacher` and/or targets."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        teacher: nn.Module | None,
+        train_items: list[TrainItem],
+        cfg: TrainConfig,
+        val_items: list[TrainItem] | None = None,
+        callbacks: list | None = None,
+        metadata: dict | None = None,
+    ):
+        if not isinstance(model.predictor.text_encoder, MambaDurationEncoder):
+            raise TypeError("operate first: model.predictor.text_encoder must be a MambaDurationEncoder")
+        if cfg.stage == "distill" and teacher is None:
+            raise ValueError("stage 'distill' needs the teacher (the original DurationEncoder)")
+        if cfg.stage == "finetune" and any(it.durations is None for it in train_items):
+            raise ValueError("stage 'finetune' needs items with target durations/F0/energy/mel (notebook 04)")
+        if not train_items:
+            raise ValueError("no training items")
+        self.model, self.teacher, self.cfg = model, teacher, cfg
+        self.items, self.val_items = train_items, val_items or []
+        self.callbacks = callbacks or []
+        self.metadata = metadata or {}
+        self.device = next(model.parameters()).device
+        self.out = Path(cfg.out_dir)
+        self.out.mkdir(parents=True, exist_ok=True)
+        peft = PeftConfig(
+            train_norms=cfg.train_norms, extra=("predictor",) if cfg.train_whole_predictor else ()
+        )
+        self.trainable_names = freeze_for_peft(model, peft)
+        if teacher is not None:
+            teacher.requires_grad_(False).eval().to(self.device)
+        params = [p for p in model.parameters() if p.requires_grad]
+        decay = [
+            p
+            for n, p in model.named_parameters()
+            if p.requires_grad and not getattr(p, "_no_weight_decay", False)
+        ]
+        no_decay = [
+            p
+            for n, p in model.named_parameters()
+            if p.requires_grad and getattr(p, "_no_weight_decay", False)
+        ]
+        assert len(decay) + len(no_decay) == len(params)
+        self.opt = torch.optim.AdamW(
+            [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+            lr=cfg.lr,
+        )
+        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, _lr_lambda(cfg))
+        self.ckpt = CheckpointManager(self.out / "checkpoints", keep_last=cfg.keep_last)
+        self.step, self.epoch, self.batch_in_epoch = 0, 0, 0
+        self.bad_steps, self.best = 0, None
+        self.history: list[dict] = []
+        self._upstream: dict[str, torch.Tensor] = {}  # item id -> (512, T) cached frozen features
+        self.log = RunLog(self.out)
+
+    # ---- modes -------------------------------------------------------------------------------------
+    def _train_mode(self) -> None:
+        """Frozen parts in eval (no dropout), the student in train mode. The frozen LSTMs are put in train
+        mode too: cuDNN's RNN backward refuses eval mode, and single-layer LSTMs have no dropout anyway."""
+        self.model.eval()
+        self.model.predictor.text_encoder.train()
+        if self.cfg.train_whole_predictor:
+            self.model.predictor.train()
+        for m in self.model.modules():
+            if isinstance(m, nn.LSTM):
+                m.train()
+
+    # ---- data --------------------------------------------------------------------------------------
+    def _batches(self, epoch: int) -> list[list[int]]:
+        batches = bucketed_batches([len(it) for it in self.items], self.cfg.batch_size, self.cfg.seed, epoch)
+        rank, world = rank_and_world()
+        return batches[rank::world] if world > 1 else batches
+
+    def _next_batch(self) -> Batch:
+        batches = self._batches(self.epoch)
+        if self.batch_in_epoch >= len(batches):
+            self.epoch, self.batch_in_epoch = self.epoch + 1, 0
+            batches = self._batches(self.epoch)
+        idx = batches[self.batch_in_epoch]
+        self.batch_in_epoch += 1
+        batch = collate([self.items[i] for i in idx]).to(self.device)
+        batch.d_en = self._cached_upstream(batch)
+        return batch
+
+    def _cached_upstream(self, batch: Batch) -> torch.Tensor:
+        missing = [b for b, it in enumerate(batch.items) if it.id not in self._upstream]
+        if missing:
+            feats = upstream_features(self.model, batch.ids[missing], batch.pad[missing])  # (M, 512, T)
+            for j, b in enumerate(missing):
+                n = int(batch.lengths[b])
+                self._upstream[batch.items[b].id] = feats[j, :, :n].cpu()
+        T = batch.ids.shape[1]
+        d_en = torch.zeros(len(batch.items), 512, T)
+        for b, it in enumerate(batch.items):
+            f = self._upstream[it.id]
+            d_en[b, :, : f.shape[1]] = f
+        return d_en.to(self.device)
+
+    # ---- losses ------------------------------------------------------------------------------------
+    def compute_loss(self, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
+        cfg, model = self.cfg, self.model
+        s = batch.ref_s[:, 128:]  # (B, 128) prosody style
+        valid = ~batch.pad  # (B, T)
+        d_s = encode(model, batch.d_en, s, batch.lengths, batch.pad)  # (B, T, 640) the student
+        logits_s = duration_logits(model, d_s, batch.lengths)  # (B, T, 50)
+        terms: dict[str, torch.Tensor] = {}
+        if cfg.stage == "distill":
+            with torch.no_grad():
+                d_t = encode(model, batch.d_en, s, batch.lengths, batch.pad, encoder=self.teacher)  # (B, T, 640)
+                logits_t = duration_logits(model, d_t, batch.lengths)
+                dur = durations_from_logits(logits_t)  # (B, T) the teacher's alignment
+            terms["feature"] = L.feature_loss(d_s, d_t, valid)
+            terms["dur_l1"], terms["dur_bce"] = L.duration_loss(logits_s, torch.sigmoid(logits_t), valid)
+        else:
+            dur = torch.zeros_like(batch.ids)
+            for b, it in enumerate(batch.items):
+                dur[b, : len(it)] = torch.as_tensor(it.durations)
+            terms["dur_l1"], terms["dur_bce"] = L.duration_loss(logits_s, L.duration_targets(dur), valid)
+        f0_terms, n_terms, mel_terms = [], [], []
+        for b in range(min(cfg.prosody_items, len(batch.items))):
+            n = int(batch.lengths[b])
+            f0_s, n_s = f0_energy(model, d_s[b, :n], dur[b, :n], s[b : b + 1])  # (2F,)
+            if cfg.stage == "distill":
+                with torch.no_grad():
+                    f0_t, n_t = f0_energy(model, d_t[b, :n], dur[b, :n], s[b : b + 1])
+            else:
+                f0_t = torch.as_tensor(batch.items[b].f0, device=self.device)
+                n_t = torch.as_tensor(batch.items[b].energy, device=self.device)
+            f0_terms.append(L.f0_loss(f0_s, f0_t))
+            n_terms.append(L.energy_loss(n_s, n_t))
+            if cfg.stage == "finetune" and b < cfg.mel_items:
+                mel_terms.append(self._mel_term(batch, b, f0_s, n_s, dur[b, :n]))
+        terms["f0"] = torch.stack(f0_terms).mean()
+        terms["energy"] = torch.stack(n_terms).mean()
+        if mel_terms:
+            terms["mel"] = torch.stack(mel_terms).mean()
+        weights = {
+            "feature": cfg.w_feature,
+            "dur_l1": cfg.w_dur_l1,
+            "dur_bce": cfg.w_dur_bce,
+            "f0": cfg.w_f0,
+            "energy": cfg.w_energy,
+            "mel": cfg.w_mel,
+        }
+        total = sum(weights[k] * v for k, v in terms.items())
+        return total, {k: float(v.detach()) for k, v in terms.items()}
+
+    def _mel_term(
+        self, batch: Batch, b: int, f0: torch.Tensor, n_curve: torch.Tensor, durations: torch.Tensor
+    ) -> torch.Tensor:
+        """Decoder on a random crop of W frames (teacher-forced alignment) vs the recording's log-mel."""
+        model, it = self.model, batch.items[b]
+        n = int(batch.lengths[b])
+        F = int(durations.sum())
+        W = min(self.cfg.mel_crop_frames, F)
+        a = int(torch.randint(0, F - W + 1, (1,)))  # crop start, drawn from the (checkpointed) torch RNG
+        ids = batch.ids[b, :n]  # (T,)
+        aln = alignment_from_durations(durations)  # (T, F)
+        audio = decode(model, ids, aln, f0, n_curve, batch.ref_s[b : b + 1, :128], seed=None, crop=(a, a + W))
+        target = torch.as_tensor(it.mel[:, 2 * a : 2 * (a + W)], device=self.device)  # (80, 2W)
+        return L.mel_loss(audio.reshape(-1), target)
+
+    # ---- one step ----------------------------------------------------------------------------------
+    def train_step(self) -> dict | None:
+        self._train_mode()
+        batch = self._next_batch()
+        use_bf16 = self.cfg.bf16 and self.device.type == "cuda"
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_bf16):
+            loss, terms = self.compute_loss(batch)
+        self.step += 1
+        if not torch.isfinite(loss):
+            self.opt.zero_grad(set_to_none=True)
+            self.bad_steps += 1
+            warnings.warn(
+                f"step {self.step}: non-finite loss ({float(loss.detach())}), step skipped ({self.bad_steps} in a row)",
+                stacklevel=2,
+            )
+            self._log({"step": self.step, "skipped": 1, "loss": float(loss.detach())})
+            if self.bad_steps >= self.cfg.max_bad_steps:
+                raise TrainingDiverged(
+                    f"{self.bad_steps} non-finite losses in a row at step {self.step}; "
+                    f"the last good checkpoint is in {self.ckpt.dir}"
+                )
+            return None
+        self.bad_steps = 0
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        gnorm = float(torch.nn.utils.clip_grad_norm_(params, self.cfg.grad_clip))
+        self.opt.step()
+        self.sched.step()
+        return {
+            "step": self.step,
+            "loss": float(loss.detach()),
+            **terms,
+            "grad_norm": gnorm,
+            "lr": self.sched.get_last_lr()[0],
+        }
+
+    # ---- state -------------------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        return {
+            "student": self.model.predictor.text_encoder.state_dict(),
+            "trainable": {n: p.detach().cpu() for n, p in self.model.named_parameters() if p.requires_grad},
+            "surgery": self.model.predictor.text_encoder.cfg.to_dict(),
+            "optimizer": self.opt.state_dict(),
+            "scheduler": self.sched.state_dict(),
+            "step": self.step,
+            "epoch": self.epoch,
+            "batch_in_epoch": self.batch_in_epoch,
+            "best": self.best,
+            "rng": rng_state(),
+            "config": dataclasses.asdict(self.cfg),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        if SurgeryConfig(**state["surgery"]).to_dict() != self.model.predictor.text_encoder.cfg.to_dict():
+            raise ValueError(f"checkpoint was made for another surgery config: {state['surgery']}")
+        self.model.predictor.text_encoder.load_state_dict(state["student"])
+        params = dict(self.model.named_parameters())
+        with torch.no_grad():
+            for n, v in state["trainable"].items():
+                params[n].copy_(v)
+        self.opt.load_state_dict(state["optimizer"])
+        self.sched.load_state_dict(state["scheduler"])
+        self.step, self.epoch, self.batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
+        self.best = state["best"]
+        set_rng_state(state["rng"])
+
+    def save_checkpoint(self, is_best: bool = False) -> Path | None:
+        if rank_and_world()[0] != 0:
+            return None
+        return self.ckpt.save(self.state_dict(), self.step, is_best=is_best)
+
+    def resume(self) -> bool:
+        """Continue from the newest readable checkpoint in out_dir (True when one was found)."""
+        found = self.ckpt.load_latest()
+        if found is None:
+            return False
+        state, path = found
+        self.load_state_dict(state)
+        print(f"resumed from {path.name} (step {self.step})")
+        return True
+
+    # ---- evaluation and samples ------------------------------------------------------------------
+    @torch.no_grad()
+    def evaluate(self, items: list[TrainItem] | None = None, max_items: int = 16) -> dict[str, float]:
+        """The student against the reference on held-out items, with the metrics of helpers.compare.metrics:
+        durations within 1 frame, token-boundary error (ms), F0 RMSE (Hz, frames voiced in both).
+
+        Reference: the teacher in stage 1; the recording's targets in stage 2. The student's F0 is computed
+        on the reference's durations, so both curves share one time grid.
+        """
+        items = (items if items is not None else self.val_items)[:max_items]
+        if not items:
+            return {}
+        was_training = self.model.predictor.text_encoder.training
+        self.model.eval()
+        durs, refs, f0s, f0_refs, edges_ms = [], [], [], [], []
+        for it in items:
+            batch = collate([it]).to(self.device)
+            batch.d_en = self._cached_upstream(batch)
+            s = batch.ref_s[:, 128:]
+            d_s = encode(self.model, batch.d_en, s, batch.lengths, batch.pad)  # (1, T, 640)
+            dur_s = durations_from_logits(duration_logits(self.model, d_s, batch.lengths))[0]  # (T,)
+            if self.cfg.stage == "distill" and self.teacher is not None:
+                d_t = encode(self.model, batch.d_en, s, batch.lengths, batch.pad, encoder=self.teacher)
+                dur_ref = durations_from_logits(duration_logits(self.model, d_t, batch.lengths))[0]
+                f0_ref, _ = f0_energy(self.model, d_t[0], dur_ref, s)
+            else:
+                dur_ref = torch.as_tensor(it.durations, device=self.device)
+                f0_ref = torch.as_tensor(it.f0, device=self.device)
+            f0_s, _ = f0_energy(self.model, d_s[0], dur_ref, s)
+            durs.append(dur_s.cpu().numpy())
+            refs.append(dur_ref.cpu().numpy())
+            f0s.append(f0_s.float().cpu().numpy())
+            f0_refs.append(f0_ref.float().cpu().numpy())
+            edges_ms.append(M.boundary_mae_ms(durs[-1], refs[-1]))
+        self.model.predictor.text_encoder.train(was_training)
+        return {
+            "val_dur_within_1": M.duration_within(np.concatenate(durs), np.concatenate(refs)) / 100.0,
+            "val_boundary_ms": float(np.mean(edges_ms)),
+            "val_f0_rmse_hz": M.f0_rmse(np.concatenate(f0s), np.concatenate(f0_refs)),
+        }
+
+    @torch.no_grad()
+    def write_sample(self, voice_pack: torch.Tensor, tag: str | None = None) -> dict[str, Path]:
+        """Synthesize cfg.sample_text with the teacher (once) and the current student; save wavs."""
+        import soundfile as sf
+
+        from helpers.kokoro.forward import style_for, synthesize_ids
+        from helpers.kokoro.g2p import phonemes_to_ids, phonemize
+
+        self.model.eval()
+        ps = phonemize(self.cfg.sample_text)
+        ids, ref_s = phonemes_to_ids(ps, strict=False), style_for(voice_pack, len(ps))
+        out_dir = self.out / "samples"
+        out_dir.mkdir(exist_ok=True)
+        paths = {}
+        teacher_path = out_dir / "teacher.wav"
+        if self.teacher is not None and not teacher_path.exists():
+            audio = synthesize_ids(self.model, ids, ref_s, seed=0, encoder=self.teacher)["audio"]
+            sf.write(teacher_path, audio.float().cpu().numpy(), SAMPLE_RATE)
+        if teacher_path.exists():
+            paths["teacher"] = teacher_path
+        path = out_dir / f"student-{tag or f'step{self.step:06d}'}.wav"
+        sf.write(path, synthesize_ids(self.model, ids, ref_s, seed=0)["audio"].float().cpu().numpy(), SAMPLE_RATE)
+        paths["student"] = path
+        return paths
+
+    def _log(self, row: dict) -> None:
+        self.history.append(row)
+        self.log.write(row)
+        for cb in self.callbacks:
+            cb(row, self)
+
+    # ---- the loop ----------------------------------------------------------------------------------
+    def fit(
+        self, voice_pack: torch.Tensor | None = None, progress: bool = True, stop_after: int | None = None
+    ) -> list[dict]:
+        """Train until cfg.steps (or `stop_after` more steps); checkpoints, evals and samples on schedule."""
+        from tqdm.auto import tqdm
+
+        cfg = self.cfg
+        end = cfg.steps if stop_after is None else min(cfg.steps, self.step + stop_after)
+        bar = tqdm(total=cfg.steps, initial=self.step, disable=not progress, desc=f"{cfg.stage}")
+        t0 = time.perf_counter()
+        while self.step < end:
+            row = self.train_step()
+            bar.update(1)
+            if row is None:
+                continue
+            row["sec_per_step"] = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            is_best = False
+            if self.val_items and (self.step % cfg.eval_every == 0 or self.step == cfg.steps):
+                row.update(self.evaluate())
+                score = row["val_dur_within_1"]
+                is_best = self.best is None or score > self.best
+                self.best = max(score, self.best or score)
+            if self.step % cfg.log_every == 0 or "val_dur_within_1" in row:
+                self._log(row)
+                bar.set_postfix(loss=f"{row['loss']:.3f}")
+            if self.step % cfg.ckpt_every == 0 or self.step == cfg.steps or is_best:
+                self.save_checkpoint(is_best=is_best)
+            if voice_pack is not None and (self.step % cfg.sample_every == 0 or self.step == cfg.steps):
+                self.write_sample(voice_pack)
+        bar.close()
+        return self.history
+
+    def save_adapter(self, name: str = "adapter", extra: dict | None = None) -> Path:
+        meta = {
+            "stage": self.cfg.stage,
+            "steps": self.step,
+            "config": dataclasses.asdict(self.cfg),
+            **self.metadata,
+            **(extra or {}),
+        }
+        if self.history:
+            meta["last"] = {k: v for k, v in self.history[-1].items() if isinstance(v, (int, float))}
+        st, _ = save_adapter(self.model, self.out / name, meta)
+        return st
+

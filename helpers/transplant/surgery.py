@@ -1,0 +1,230 @@
+"""Mamba surgery: cut the LSTMs out of Kokoro's DurationEncoder and transplant Mamba blocks.
+
+The DurationEncoder's contract, which the frozen layers downstream were trained against:
+
+    forward(x (B, 512, T), style (B, 128), text_lengths (B,), mask (B, T) True=pad) -> (B, T, 640)
+    with out[..., 512:] == style on every valid token and out == 0 on padding.
+
+Two replacements keep that contract (`SurgeryConfig.design`):
+
+* ``layerwise`` (default) - each BiLSTM(640 -> 2x256) becomes a bidirectional Mamba block 640 -> 512; the
+  style-conditioned AdaLayerNorms and the style re-concatenation stay (optionally reusing the pretrained
+  AdaLayerNorm weights). Same depth, same widths, same style path: the smallest change to what the
+  frozen downstream layers see.
+
+      h = [x ; s] (B, T, 640) -> 3 x ( BiMamba 640->512 -> dropout -> AdaLayerNorm(s) -> [h ; s] ) -> (B, T, 640)
+
+* ``single`` - the original plan: one (unidirectional, causal) Mamba over [x ; s], d_model 640. Made
+  correct here: right padding is exact for a causal scan, its 640 outputs are projected to 512 and the
+  style is appended again so the output keeps the contract above. It cannot see the future, which the
+  bidirectional LSTMs could: notebook 02 lets you hear what that costs.
+
+`replace_duration_encoder` swaps the module in a loaded KModel and hands back the original as the teacher
+for distillation; `replace_lstm` swaps any of the other five LSTMs for a BiMamba with an LSTM-like call.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import pandas as pd
+import torch
+from torch import nn
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
+
+from helpers.mamba.bidirectional import BiMamba
+from helpers.mamba.block import Mamba
+
+DURATION_ENCODER_PATH = "predictor.text_encoder"
+DESIGNS = ("layerwise", "single")
+
+
+@dataclass
+class SurgeryConfig:
+    """How the DurationEncoder is rebuilt. Saved with every adapter, so it can be re-applied exactly."""
+
+    design: str = "layerwise"  # "layerwise" | "single"
+    d_state: int = 16
+    d_conv: int = 4
+    expand: int = 2
+    combine: str = "sum"  # how BiMamba merges the two directions; recorded in every adapter so a later default change cannot break it
+    reuse_norms: bool = True  # layerwise: start the AdaLayerNorms from the pretrained ones
+    dropout: float = 0.2  # Kokoro's config value; active in training only
+    sty_dim: int = 128
+    d_model: int = 512
+    n_layers: int = 3
+
+    def __post_init__(self) -> None:
+        if self.design not in DESIGNS:
+            raise ValueError(f"unknown design {self.design!r}; choose one of {DESIGNS}")
+
+    def mamba_kwargs(self) -> dict:
+        return {"d_state": self.d_state, "d_conv": self.d_conv, "expand": self.expand}
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _bimamba(d_in: int, d_out: int, cfg: SurgeryConfig) -> BiMamba:
+    extra = {} if cfg.combine is None else {"combine": cfg.combine}
+    return BiMamba(d_in, d_out=d_out, **extra, **cfg.mamba_kwargs())
+
+
+class MambaDurationEncoder(nn.Module):
+    """Drop-in replacement for kokoro.modules.DurationEncoder (same forward signature and output)."""
+
+    def __init__(self, cfg: SurgeryConfig):
+        super().__init__()
+        from kokoro.modules import AdaLayerNorm
+
+        self.cfg = cfg
+        width = cfg.d_model + cfg.sty_dim  # 640
+        self.dropout = nn.Dropout(cfg.dropout)
+        if cfg.design == "layerwise":
+            self.blocks = nn.ModuleList(_bimamba(width, cfg.d_model, cfg) for _ in range(cfg.n_layers))
+            self.norms = nn.ModuleList(AdaLayerNorm(cfg.sty_dim, cfg.d_model) for _ in range(cfg.n_layers))
+        else:
+            self.mamba = Mamba(width, **cfg.mamba_kwargs())
+            self.proj = nn.Linear(width, cfg.d_model)
+
+    def forward(
+        self, x: torch.Tensor, style: torch.Tensor, text_lengths: torch.Tensor, m: torch.Tensor
+    ) -> torch.Tensor:
+        B, _, T = x.shape
+        pad = m.to(torch.bool).reshape(B, T).unsqueeze(-1)  # (B, T, 1) True on padding
+        lengths = text_lengths.to(x.device)
+        s = style.reshape(B, 1, -1).expand(B, T, -1)  # (B, T, 128)
+        h = torch.cat([x.transpose(1, 2), s], dim=-1).masked_fill(pad, 0.0)  # (B, T, 640)
+        if self.cfg.design == "layerwise":
+            for block, norm in zip(self.blocks, self.norms):
+                h = block(h, lengths)  # (B, T, 512), zero on padding
+                h = self.dropout(h)
+                h = norm(h, style)  # (B, T, 512) style-conditioned LayerNorm
+                h = torch.cat([h, s], dim=-1).masked_fill(pad, 0.0)  # (B, T, 640)
+            return h
+        y = self.mamba(h)  # (B, T, 640): causal, so right padding cannot reach valid steps
+        y = self.proj(self.dropout(y))  # (B, T, 512)
+        return torch.cat([y, s], dim=-1).masked_fill(pad, 0.0)  # (B, T, 640)
+
+
+class BiMambaLSTM(nn.Module):
+    """A BiMamba that is called like a batch-first bidirectional nn.LSTM: returns (output, None).
+
+    Accepts a padded tensor (B, T, C) or a PackedSequence (as Kokoro's packed code paths pass),
+    and gives back the same kind.
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, cfg: SurgeryConfig):
+        super().__init__()
+        self.input_size, self.hidden_size = input_size, hidden_size
+        self.block = _bimamba(input_size, 2 * hidden_size, cfg)
+
+    def flatten_parameters(self) -> None:  # Kokoro calls this on its LSTMs
+        pass
+
+    def forward(self, x, hx=None):
+        if isinstance(x, PackedSequence):
+            padded, lengths = pad_packed_sequence(x, batch_first=True)  # (B, T, C), (B,)
+            y = self.block(padded, lengths.to(padded.device))
+            return pack_padded_sequence(y, lengths, batch_first=True, enforce_sorted=False), None
+        return self.block(x), None
+
+
+@dataclass
+class SurgeryReport:
+    path: str
+    removed: nn.Module  # the original module: the teacher for distillation
+    added: nn.Module
+    config: SurgeryConfig
+
+    @property
+    def removed_parameters(self) -> int:
+        return sum(p.numel() for p in self.removed.parameters())
+
+    @property
+    def added_parameters(self) -> int:
+        return sum(p.numel() for p in self.added.parameters())
+
+    def table(self) -> pd.DataFrame:
+        return pd.DataFrame(
+            [
+                {
+                    "module": self.path,
+                    "side": "removed",
+                    "type": type(self.removed).__name__,
+                    "parameters": self.removed_parameters,
+                },
+                {
+                    "module": self.path,
+                    "side": "added",
+                    "type": type(self.added).__name__,
+                    "parameters": self.added_parameters,
+                },
+            ]
+        )
+
+    def __str__(self) -> str:
+        delta = self.added_parameters - self.removed_parameters
+        return (
+            f"{self.path}: {type(self.removed).__name__} ({self.removed_parameters:,} params) -> "
+            f"{type(self.added).__name__} [{self.config.design}] ({self.added_parameters:,} params, {delta:+,})"
+        )
+
+
+def _set_submodule(model: nn.Module, path: str, module: nn.Module) -> None:
+    parent_path, _, name = path.rpartition(".")
+    parent = model.get_submodule(parent_path) if parent_path else model
+    setattr(parent, name, module)
+
+
+def replace_duration_encoder(model: nn.Module, cfg: SurgeryConfig | None = None) -> SurgeryReport:
+    """Swap the DurationEncoder of a loaded KModel for a MambaDurationEncoder (in place)."""
+    cfg = cfg or SurgeryConfig()
+    original = model.get_submodule(DURATION_ENCODER_PATH)
+    if isinstance(original, MambaDurationEncoder):
+        raise ValueError("this model's DurationEncoder is already a MambaDurationEncoder")
+    device = next(original.parameters()).device
+    new = MambaDurationEncoder(cfg).to(device)
+    if cfg.design == "layerwise" and cfg.reuse_norms:
+        pretrained_norms = [m for m in original.lstms if not isinstance(m, nn.LSTM)]  # lstms.1/.3/.5
+        for norm, old in zip(new.norms, pretrained_norms):
+            norm.load_state_dict(old.state_dict())
+    new.train(original.training)
+    _set_submodule(model, DURATION_ENCODER_PATH, new)
+    return SurgeryReport(DURATION_ENCODER_PATH, original, new, cfg)
+
+
+def replace_lstm(model: nn.Module, path: str, cfg: SurgeryConfig | None = None) -> SurgeryReport:
+    """Swap one of Kokoro's bidirectional LSTMs (e.g. 'predictor.lstm') for a BiMambaLSTM of equal widths."""
+    cfg = cfg or SurgeryConfig()
+    original = model.get_submodule(path)
+    if not (isinstance(original, nn.LSTM) and original.bidirectional and original.batch_first):
+        raise TypeError(f"{path} is a {type(original).__name__}, not a batch-first bidirectional LSTM")
+    device = next(original.parameters()).device
+    new = BiMambaLSTM(original.input_size, original.hidden_size, cfg).to(device)
+    _set_submodule(model, path, new)
+    return SurgeryReport(path, original, new, cfg)
+
+
+def restore(model: nn.Module, report: SurgeryReport) -> None:
+    """Undo a surgery: put the original module back."""
+    _set_submodule(model, report.path, report.removed)
+
+
+def design_parameter_table(
+    configs: dict[str, SurgeryConfig], original: nn.Module | None = None
+) -> pd.DataFrame:
+    """Parameters of each candidate DurationEncoder, next to the original LSTM one."""
+    rows = []
+    if original is not None:
+        rows.append(
+            {"design": "original (3 x BiLSTM)", "parameters": sum(p.numel() for p in original.parameters())}
+        )
+    for name, cfg in configs.items():
+        enc = MambaDurationEncoder(cfg)
+        rows.append({"design": name, "parameters": sum(p.numel() for p in enc.parameters())})
+    df = pd.DataFrame(rows)
+    df["millions"] = (df["parameters"] / 1e6).round(2)
+    if original is not None:
+        df["x original"] = (df["parameters"] / df["parameters"].iloc[0]).round(2)
+    return df

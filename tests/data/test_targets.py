@@ -1,0 +1,225 @@
+"""Duration targets by DTW, the per-item cache, the split and the text corpus (helpers.data.targets/prepare)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+
+import numpy as np
+import pytest
+
+from helpers.data.align import DTWSettings, align_durations, edges_to_durations, silent_frames
+from helpers.data.features import FeatureSettings, extract_features, fit_to_grid
+from helpers.data.prepare import PrepareConfig, assign_splits, prepare_dataset, split_of
+from helpers.data.readers import read_ljspeech
+from helpers.data.targets import ItemTargets, compute_targets, voice_style
+from helpers.data.text_corpus import TextCorpus, prepare_text_corpus
+from helpers.data.validate import ValidationSettings, validate_items
+from helpers.data.wordcheck import check_word_boundaries
+from helpers.grid import SAMPLES_PER_FRAME
+from helpers.kokoro.g2p import phonemes_to_ids
+from helpers.settings import REPO_ROOT, Settings
+
+sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
+LIBRIVOX = REPO_ROOT / "data" / "librivox"
+SHORT_CLIP = "sense_and_sensibility_01_austen_64kb-0880"  # 3 s: "He was not an ill-disposed young man,"
+
+
+# ------------------------------------------------------------------------------------- pure functions
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_edges_to_durations_always_valid(seed):
+    rng = np.random.default_rng(seed)
+    T, F = int(rng.integers(3, 60)), 0
+    F = T + int(rng.integers(0, 200))
+    edges = np.sort(rng.uniform(-5, F + 5, T - 1))
+    edges[rng.integers(0, T - 1)] = F + 50  # out of range and out of order
+    d = edges_to_durations(edges, F)
+    assert d.shape == (T,) and d.sum() == F and (d >= 1).all()
+
+
+def test_edges_to_durations_keeps_good_edges_and_refuses_impossible():
+    assert edges_to_durations(np.array([2.4, 5.6, 9.0]), 12).tolist() == [2, 4, 3, 3]
+    assert edges_to_durations(np.array([0.0, 0.0]), 3).tolist() == [1, 1, 1]
+    with pytest.raises(ValueError, match="cannot fit"):
+        edges_to_durations(np.zeros(5), 4)
+
+
+def test_silent_frames_needs_60ms():
+    sr = 24_000
+    tone = (0.3 * np.sin(2 * np.pi * 220 * np.arange(sr) / sr)).astype(np.float32)
+    gap_long, gap_short = np.zeros(int(0.2 * sr), np.float32), np.zeros(int(0.03 * sr), np.float32)
+    y = fit_to_grid(np.concatenate([tone, gap_long, tone, gap_short, tone]))
+    y = y + np.random.default_rng(0).normal(0, 1e-4, len(y)).astype(np.float32)
+    silent = silent_frames(y, DTWSettings())
+    t = np.arange(len(silent)) * 0.0125
+    assert silent[(t > 1.03) & (t < 1.17)].all()  # inside the 200 ms gap
+    assert not silent[(t > 2.2) & (t < 2.24)].any()  # the 30 ms gap is too short
+    assert not silent[t < 0.95].any()
+
+
+def test_split_is_a_stable_function_of_the_id():
+    ids = [f"clip-{i:04d}" for i in range(400)]
+    a = assign_splits(ids, 0.1)
+    b = assign_splits(ids + [f"new-{i}" for i in range(100)], 0.1)
+    assert all(a[i] == b[i] for i in ids)  # adding items reshuffles nothing
+    assert a == assign_splits(list(reversed(ids)), 0.1)
+    assert 20 < sum(v == "val" for v in a.values()) < 70
+    assert split_of("clip-0007", 0.1) == a["clip-0007"]
+    two = assign_splits(["x", "y"], 0.1)
+    assert sorted(two.values()) == ["train", "val"]  # tiny sets still get a validation item
+
+
+# ----------------------------------------------------------------------------- with the real model
+
+
+@pytest.mark.slow
+def test_known_truth_alignment(kokoro_offline):
+    """Kokoro in another voice, slower, with a pause and noise: the edges come back within tens of ms."""
+    from bench_alignment import boundary_errors, make_case
+
+    ps = "ðə fˈɛɹi lˈivz æt nˈun, ænd wˌi ɑɹ lˈAt ɐɡˈɛn tədˈA."
+    style = voice_style(kokoro_offline, "jf_alpha")
+    case = make_case(kokoro_offline, ps, "jf_nezumi", 0.85, pauses=1, noise_db=-35.0, seed=3)
+    al = align_durations(kokoro_offline, ps, case.audio, style(ps))
+    F = len(case.audio) // SAMPLES_PER_FRAME
+    assert al.durations.sum() == F and (al.durations >= 1).all()
+    assert len(al.durations) == len(phonemes_to_ids(ps, strict=False))
+    err = boundary_errors(al.durations, case.true_edges_ms)
+    assert err.mean() < 40, f"mean boundary error {err.mean():.1f} ms"
+
+
+@pytest.mark.slow
+def test_targets_of_a_real_clip_share_one_grid(kokoro_offline):
+    from helpers.data.audio import load_audio
+
+    item = next(i for i in read_ljspeech(LIBRIVOX) if i.id == SHORT_CLIP)
+    audio = load_audio(item.wav_path).samples
+    ps = "hˌi wʌz nˌɑt ɐn ˌɪldəspˈOzd jˈʌŋ mˈæn,"
+    tg, al = compute_targets(kokoro_offline, item.id, item.tts_text, ps, audio, voice_style(kokoro_offline))
+    tg.validate()
+    F = len(audio) // SAMPLES_PER_FRAME
+    assert tg.n_frames == F == al.n_frames
+    assert tg.mel.shape == (80, 2 * F) and len(tg.f0) == len(tg.energy) == 2 * F == 2 * tg.durations.sum()
+    assert len(tg.audio) == SAMPLES_PER_FRAME * F
+    assert tg.check["checked"], tg.check  # pocketsphinx knows every word of this clip
+    assert tg.check["mean_error_ms"] < 60 and not tg.suspect
+    assert tg.voice == "voice:jf_alpha" and tg.style.shape == (256,)
+
+
+def test_wrong_transcript_is_suspect():
+    """pocketsphinx against the audio of one clip and the transcript of another: flagged, with a reason."""
+    from helpers.data.audio import load_audio
+    from helpers.kokoro.g2p import phonemize
+
+    items = {i.id[-4:]: i for i in read_ljspeech(LIBRIVOX)}
+    y = fit_to_grid(load_audio(items["0890"].wav_path).samples)
+    text = items["0930"].tts_text
+    ps = phonemize(text)
+    T, F = len(phonemes_to_ids(ps, strict=False)), len(y) // SAMPLES_PER_FRAME
+    uniform = edges_to_durations(np.linspace(0, F, T + 1)[1:-1], F)
+    wc = check_word_boundaries(text, ps, uniform, y)
+    assert wc.checked and wc.suspect and wc.reason
+
+
+# ------------------------------------------------------------------------------------------- cache
+
+
+class StubKokoro:
+    """Just enough of a LoadedKokoro for the cache logic: a source name and voice packs (no model)."""
+
+    source = "stub"
+
+    def default_voice(self):
+        return "jf_alpha"
+
+    def voice(self, name=None):
+        import torch
+
+        return torch.arange(510 * 256, dtype=torch.float32).reshape(510, 1, 256)
+
+
+def _fake_compute(calls):
+    """A stand-in for compute_targets (no synthesis): uniform durations, features without F0."""
+
+    def fake(kokoro, item_id, text, phonemes, audio, style, *, features, dtw, check, keep_audio):
+        calls.append(item_id)
+        y = fit_to_grid(audio)
+        ids = np.asarray(phonemes_to_ids(phonemes, strict=False))
+        F = len(y) // SAMPLES_PER_FRAME
+        d = edges_to_durations(np.linspace(0, F, len(ids) + 1)[1:-1], F)
+        f = extract_features(y, features, with_f0=False)
+        tg = ItemTargets(
+            item_id, text, phonemes, ids, d, f.mel, f.f0, f.voiced_prob, f.energy,
+            np.zeros(256, np.float32), d.copy(), y if keep_audio else None, voice=style.name,
+            suspect=item_id.endswith("0890"), reason="fake" if item_id.endswith("0890") else "",
+        )  # fmt: skip
+        return tg, None
+
+    return fake
+
+
+def test_cache_skips_invalidates_and_splits(tmp_path, monkeypatch):
+    import helpers.data.prepare as P
+
+    calls: list[str] = []
+    monkeypatch.setattr(P, "compute_targets", _fake_compute(calls))
+    data_dir = tmp_path / "data"
+    shutil.copytree(LIBRIVOX, data_dir)
+    no_rate = ValidationSettings(check_rate=False)  # the fake phonemes are far too short for the clips
+    report = validate_items(read_ljspeech(data_dir), lambda text: "ðə tˈɛst.", no_rate, progress=False)
+    S = Settings(mode="ci", cache_dir=tmp_path / "cache")
+    kw = dict(report=report, progress=False, verbose=False)
+
+    first = prepare_dataset(StubKokoro(), data_dir, S, **kw)
+    assert len(calls) == 5 and first.stats["computed"] == 5
+    manifest = json.loads((first.cache_dir / "manifest.json").read_text())
+    assert manifest["settings_hash"] and manifest["settings"]["dtw"]["pause_aware"] is True
+    assert manifest["settings"]["style"] == "voice:jf_alpha"
+    assert len(first.suspect) == 1 and first.suspect.ids[0].endswith("0890")
+    assert first.suspect.ids[0] not in first.train.ids + first.val.ids  # reported, not kept
+    assert len(first.val) >= 1 and len(first.train) + len(first.val) == 4
+    item = first.train[0]
+    assert isinstance(item, ItemTargets) and item.split == "train"
+    item.validate()
+
+    again = prepare_dataset(StubKokoro(), data_dir, S, **kw)
+    assert len(calls) == 5 and again.stats == {**again.stats, "computed": 0, "cached": 5}
+    assert again.train.ids == first.train.ids and again.val.ids == first.val.ids
+
+    (data_dir / "wavs" / f"{SHORT_CLIP}.wav").write_bytes(
+        (LIBRIVOX / "wavs" / f"{SHORT_CLIP}.wav").read_bytes()
+    )
+    prepare_dataset(StubKokoro(), data_dir, S, **kw)  # one wav rewritten: only it is redone
+    assert calls[5:] == [SHORT_CLIP]
+
+    changed = PrepareConfig(dtw=DTWSettings(silence_margin_db=6.0))
+    redo = prepare_dataset(StubKokoro(), data_dir, S, changed, **kw)
+    assert len(calls) == 11 and redo.manifest["settings_hash"] != manifest["settings_hash"]
+    assert redo.train.ids == first.train.ids  # the split does not depend on the settings
+
+    keep = prepare_dataset(
+        StubKokoro(), data_dir, S, PrepareConfig(features=FeatureSettings(), keep_suspect=True), **kw
+    )
+    assert len(keep.train) + len(keep.val) == 5
+
+
+def test_text_corpus_cached_and_refusals_reported(tmp_path):
+    path = tmp_path / "sentences.txt"
+    path.write_text(
+        "The cat sat on the mat.\n...\nIs it raining again?\nWe left at noon.\n", encoding="utf-8"
+    )
+    S = Settings(mode="ci", cache_dir=tmp_path / "cache")
+    corpus = prepare_text_corpus(StubKokoro(), path, S, progress=False, verbose=False)
+    assert isinstance(corpus, TextCorpus) and len(corpus) == 3
+    assert [f["id"] for f in corpus.failed] == ["s00001"]
+    x = corpus[0]
+    assert x.token_ids[0] == x.token_ids[-1] == 0 and x.style.shape == (256,) and x.split in ("train", "val")
+    assert not corpus.manifest["from_cache"]
+    again = prepare_text_corpus(StubKokoro(), path, S, progress=False, verbose=False)
+    assert again.manifest["from_cache"] and [a.phonemes for a in again] == [c.phonemes for c in corpus]
+    assert np.array_equal(again[2].token_ids, corpus[2].token_ids)
+    small = prepare_text_corpus(StubKokoro(), path, S, limit=2, progress=False, verbose=False)
+    assert len(small) == 1 and not small.manifest["from_cache"]  # a different subset is prepared anew
