@@ -59,13 +59,14 @@ How the pieces fit (one file each)
 """
 
 from helpers.mamba.backend import describe_backend, fused_available, get_backend, resolve_backend, set_backend
-from helpers.mamba.bidirectional import BiMamba
+from helpers.mamba.bidirectional import BiMamba, SharedBiMamba
 from helpers.mamba.block import Mamba
 from helpers.mamba.scan import selective_scan, selective_scan_ref
 
 __all__ = [
     "Mamba",
     "BiMamba",
+    "SharedBiMamba",
     "selective_scan",
     "selective_scan_ref",
     "set_backend",

@@ -125,7 +125,10 @@ class Mamba(nn.Module):
 
     def _pre_scan(self, x_tm: torch.Tensor):
         """(L, B, d_model) -> u, delta (fp32), B, C, z: the scan's inputs, time-major."""
-        xz = self.in_proj(x_tm)  # (L, B, 2*d_inner)
+        return self._scan_inputs(self.in_proj(x_tm))  # in_proj: (L, B, 2*d_inner)
+
+    def _scan_inputs(self, xz: torch.Tensor):
+        """(L, B, 2*d_inner) projected input -> u, delta (fp32), B, C, z (SharedBiMamba projects once)."""
         x, z = xz.chunk(2, dim=-1)  # (L, B, d_inner) each
         x = self.act(_causal_conv_tm(x, self.conv1d.weight, self.conv1d.bias))  # (L, B, d_inner)
         x_dbl = self.x_proj(x)  # (L, B, dt_rank + 2*d_state)
@@ -173,6 +176,12 @@ class Mamba(nn.Module):
                 delta_softplus=True,
             )
         x, z = xz.chunk(2, dim=1)  # (B, d_inner, L) each
+        return self.out_proj(self._fused_core(ops, x, z).transpose(1, 2))  # (B, L, d_model)
+
+    def _fused_core(self, ops, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """mamba-ssm's kernels from the projected input: x, z (B, d_inner, L) -> gated y (B, d_inner, L)."""
+        batch, _, seqlen = x.shape
+        A = self._A()
         if ops.causal_conv1d_fn is not None:
             x = ops.causal_conv1d_fn(
                 x=x, weight=self.conv1d.weight[:, 0, :], bias=self.conv1d.bias, activation=self.activation
@@ -184,7 +193,7 @@ class Mamba(nn.Module):
         dt = (self.dt_proj.weight @ dt.t()).view(-1, batch, seqlen).permute(1, 0, 2)  # (B, d_inner, L)
         Bm = Bm.view(batch, seqlen, -1).transpose(1, 2).contiguous()  # (B, d_state, L)
         Cm = Cm.view(batch, seqlen, -1).transpose(1, 2).contiguous()  # (B, d_state, L)
-        y = ops.selective_scan_fn(
+        return ops.selective_scan_fn(
             x,
             dt,
             A,
@@ -195,7 +204,6 @@ class Mamba(nn.Module):
             delta_bias=self.dt_proj.bias.float(),
             delta_softplus=True,
         )  # (B, d_inner, L)
-        return self.out_proj(y.transpose(1, 2))  # (B, L, d_model)
 
     def forward(self, hidden_states: torch.Tensor, inference_params=None) -> torch.Tensor:
         """hidden_states (B, L, d_model) -> (B, L, d_model), on the backend ``resolve_backend`` picks.

@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from helpers.kokoro.forward import style_for
+
 # --------------------------------------------------------------------------------------------------------
 # Data: items, batches, length buckets
 # --------------------------------------------------------------------------------------------------------
@@ -25,6 +27,7 @@ class TrainItem:
     f0: np.ndarray | None = None  # (2F,) Hz, 0 = unvoiced
     energy: np.ndarray | None = None  # (2F,)
     mel: np.ndarray | None = None  # (80, 2F) normalised log-mel
+    n_phonemes: int | None = None  # characters of the phoneme string: picks the style row of a voice pack
 
     def __len__(self) -> int:
         return len(self.token_ids)
@@ -52,6 +55,7 @@ def as_train_items(objs) -> list[TrainItem]:
             get(o, "f0"),
             get(o, "energy"),
             get(o, "mel"),
+            len(o.phonemes) if getattr(o, "phonemes", None) else None,
         )
         for o in objs
     ]
@@ -98,3 +102,17 @@ def collate(items: list[TrainItem]) -> Batch:
     return Batch(ids, lengths, pad, ref_s, items)
 
 
+def restyle(batch: Batch, voice_bank: dict[str, torch.Tensor], rng: np.random.Generator) -> list[str]:
+    """Give every utterance of `batch` the style row of a voice pack drawn from `voice_bank` (in place).
+
+    Distilling across voices teaches the student the style conditioning the LSTM reads; the draw comes from
+    `rng` (seeded by the step, so a resumed run draws the same voices). Returns the voices drawn.
+    """
+    names = sorted(voice_bank)
+    drawn = [names[int(i)] for i in rng.integers(0, len(names), len(batch.items))]
+    rows = []
+    for it, name in zip(batch.items, drawn):
+        n_ph = it.n_phonemes if it.n_phonemes is not None else max(len(it) - 2, 1)
+        rows.append(style_for(voice_bank[name], n_ph).reshape(-1))
+    batch.ref_s = torch.stack(rows).to(batch.ref_s)  # (B, 256)
+    return drawn

@@ -13,6 +13,7 @@ import torch
 FIELDS = [
     "step",
     "loss",
+    "layer",
     "feature",
     "dur_l1",
     "dur_bce",

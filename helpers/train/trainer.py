@@ -50,7 +50,8 @@ from helpers.kokoro.forward import (
 from helpers.train import losses as L
 from helpers.train.checkpoints import CheckpointManager, rng_state, set_rng_state
 from helpers.train.config import TrainConfig, TrainingDiverged, _lr_lambda
-from helpers.train.items import Batch, TrainItem, bucketed_batches, collate
+from helpers.train.items import Batch, TrainItem, bucketed_batches, collate, restyle
+from helpers.train.layerwise import layer_match_loss, teacher_trace
 from helpers.train.runlog import RunLog, rank_and_world
 from helpers.transplant.adapters import save_adapter
 from helpers.transplant.peft import PeftConfig, freeze_for_peft
@@ -73,7 +74,10 @@ class Trainer:
         val_items: list[TrainItem] | None = None,
         callbacks: list | None = None,
         metadata: dict | None = None,
+        voice_bank: dict[str, torch.Tensor] | None = None,
     ):
+        """`voice_bank` {name: pack [510, 1, 256]}: each utterance of each batch gets a random pack's style
+        row (distillation across voices); None keeps every item's own style."""
         if not isinstance(model.predictor.text_encoder, MambaDurationEncoder):
             raise TypeError("operate first: model.predictor.text_encoder must be a MambaDurationEncoder")
         if cfg.stage == "distill" and teacher is None:
@@ -85,6 +89,7 @@ class Trainer:
         self.model, self.teacher, self.cfg = model, teacher, cfg
         self.items, self.val_items = train_items, val_items or []
         self.callbacks = callbacks or []
+        self.voice_bank = voice_bank
         self.metadata = metadata or {}
         self.device = next(model.parameters()).device
         self.out = Path(cfg.out_dir)
@@ -145,6 +150,8 @@ class Trainer:
         idx = batches[self.batch_in_epoch]
         self.batch_in_epoch += 1
         batch = collate([self.items[i] for i in idx]).to(self.device)
+        if self.voice_bank:
+            restyle(batch, self.voice_bank, np.random.default_rng([self.cfg.seed, self.step]))
         batch.d_en = self._cached_upstream(batch)
         return batch
 
@@ -167,6 +174,10 @@ class Trainer:
         cfg, model = self.cfg, self.model
         s = batch.ref_s[:, 128:]  # (B, 128) prosody style
         valid = ~batch.pad  # (B, T)
+        if cfg.stage == "distill" and self.step < cfg.layer_steps:  # phase 1: each block vs its LSTM layer
+            trace = teacher_trace(self.teacher, batch.d_en, s, batch.lengths, batch.pad)
+            layer = layer_match_loss(model.predictor.text_encoder, trace, s, batch.lengths, batch.pad)
+            return cfg.w_layer * layer, {"layer": float(layer.detach())}
         d_s = encode(model, batch.d_en, s, batch.lengths, batch.pad)  # (B, T, 640) the student
         logits_s = duration_logits(model, d_s, batch.lengths)  # (B, T, 50)
         terms: dict[str, torch.Tensor] = {}
@@ -391,7 +402,7 @@ class Trainer:
         end = cfg.steps if stop_after is None else min(cfg.steps, self.step + stop_after)
         bar = tqdm(total=cfg.steps, initial=self.step, disable=not progress, desc=f"{cfg.stage}")
         t0 = time.perf_counter()
-        while self.step < end:
+        while self.step < min(end, cfg.steps):  # a callback may shorten cfg.steps (a time budget)
             row = self.train_step()
             bar.update(1)
             if row is None:

@@ -32,7 +32,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
-from helpers.mamba.bidirectional import BiMamba
+from helpers.mamba.bidirectional import BiMamba, SharedBiMamba
 from helpers.mamba.block import Mamba
 
 DURATION_ENCODER_PATH = "predictor.text_encoder"
@@ -46,7 +46,8 @@ class SurgeryConfig:
     design: str = "layerwise"  # "layerwise" | "single"
     d_state: int = 16
     d_conv: int = 4
-    expand: int = 2
+    expand: float = 2  # d_inner = expand * 640
+    bidirectional: str = "separate"  # "separate": BiMamba (two full blocks); "shared": SharedBiMamba (Vim-style)
     combine: str = "sum"  # how BiMamba merges the two directions; recorded in every adapter so a later default change cannot break it
     reuse_norms: bool = True  # layerwise: start the AdaLayerNorms from the pretrained ones
     dropout: float = 0.2  # Kokoro's config value; active in training only
@@ -57,6 +58,8 @@ class SurgeryConfig:
     def __post_init__(self) -> None:
         if self.design not in DESIGNS:
             raise ValueError(f"unknown design {self.design!r}; choose one of {DESIGNS}")
+        if self.bidirectional not in ("separate", "shared"):
+            raise ValueError(f"bidirectional must be 'separate' or 'shared', got {self.bidirectional!r}")
 
     def mamba_kwargs(self) -> dict:
         return {"d_state": self.d_state, "d_conv": self.d_conv, "expand": self.expand}
@@ -65,7 +68,9 @@ class SurgeryConfig:
         return asdict(self)
 
 
-def _bimamba(d_in: int, d_out: int, cfg: SurgeryConfig) -> BiMamba:
+def _bimamba(d_in: int, d_out: int, cfg: SurgeryConfig) -> BiMamba | SharedBiMamba:
+    if cfg.bidirectional == "shared":
+        return SharedBiMamba(d_in, d_out=d_out, **cfg.mamba_kwargs())
     extra = {} if cfg.combine is None else {"combine": cfg.combine}
     return BiMamba(d_in, d_out=d_out, **extra, **cfg.mamba_kwargs())
 

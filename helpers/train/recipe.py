@@ -1,0 +1,237 @@
+"""The shipped stage-1 recipe: distil a Mamba DurationEncoder from Kokoro's LSTM on a 2-core CPU in an hour.
+
+    python -m helpers.train.recipe --out results/distill-cpu --minutes 60      # what produced the shipped adapter
+
+What it does, and why (the measurements are in results/distill-cpu/README.md):
+
+* design: `SurgeryConfig(bidirectional="shared", expand=1.5, dropout=0)` - Vim-style blocks with one shared
+  in/out projection, 6.3M parameters against the LSTM encoder's 5.9M, a third of the default's 17.2M, so a
+  CPU step is several times cheaper; dropout off because the job is to copy a function exactly;
+* phase 1 (`layer_fraction` of the steps): each block learns its own LSTM layer on the teacher's inputs
+  (helpers.train.layerwise) - no backward through the frozen heads, one signal per layer;
+* phase 2: end to end, the stage-1 losses of helpers.train.losses (features, durations L1 + BCE, F0/N on one
+  item per batch);
+* every utterance of every batch gets the style row of a voice drawn from `TRAIN_VOICES` (English and
+  Japanese packs), so the student learns the style conditioning; am_michael is never trained on and is
+  one of the evaluation voices;
+* AdamW at `lr` 1e-3 (fresh blocks move ~10x faster per step than at the fine-tuning rate 1e-4), warm-up,
+  cosine decay to 0.1 x; the number of steps is set from the first steps' speed so that training fits
+  `minutes` of wall time, and a hard stop enforces it;
+* held-out evaluation (helpers.compare.distillation) at the `milestones` (minutes of training time; the
+  evaluation itself is not counted), each with an adapter snapshot.
+
+It writes `<out>/adapter.safetensors` (fp16) + `adapter.json`, `<out>/results.json` (the exact command, code
+commit, steps, wall time, data, voices, and the held-out metrics at every milestone) and the training log.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from helpers.compare.distillation import evaluate_distillation
+from helpers.settings import REPO_ROOT, Settings
+from helpers.train.config import TrainConfig
+from helpers.train.items import as_train_items
+from helpers.train.trainer import Trainer
+from helpers.transplant.surgery import SurgeryConfig, replace_duration_encoder
+
+TRAIN_VOICES = (
+    "af_heart", "af_bella", "af_nicole", "am_fenrir", "am_puck", "bf_emma", "bm_george",
+    "jf_alpha", "jf_gongitsune", "jf_nezumi", "jf_tebukuro", "jm_kumo",
+)  # fmt: skip
+EVAL_VOICES = ("af_heart", "am_michael", "jf_alpha")  # seen English, UNSEEN English, seen Japanese (offline)
+DESIGN = SurgeryConfig(bidirectional="shared", expand=1.5, dropout=0.0)
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True)
+        return out.stdout.strip() or None
+    except OSError:
+        return None
+
+
+def save_half(trainer: Trainer, path: Path, metadata: dict) -> Path:
+    """The adapter in fp16 (half the bytes; the blocks compute in fp32 after loading)."""
+    from safetensors.torch import save_file
+
+    st = trainer.save_adapter(path.name, extra=metadata)
+    tensors = {k: v.half().contiguous() for k, v in trainer.model.predictor.text_encoder.state_dict().items()}
+    save_file(tensors, str(st))
+    return st
+
+
+class Milestones:
+    """Trainer callback: evaluate on the held-out sentences at given minutes of *training* time."""
+
+    def __init__(self, kokoro, sentences, voices, minutes, out: Path, budget_s: float):
+        self.kokoro, self.sentences, self.voices = kokoro, sentences, voices
+        self.todo = sorted(minutes)
+        self.out, self.budget_s = out, budget_s
+        self.t0, self.paused, self.results = time.perf_counter(), 0.0, []
+
+    def train_seconds(self) -> float:
+        return time.perf_counter() - self.t0 - self.paused
+
+    def __call__(self, row: dict, trainer: Trainer) -> None:
+        t = self.train_seconds()
+        last = t >= self.budget_s or trainer.step >= trainer.cfg.steps
+        if self.todo and (t >= 60 * self.todo[0] or last):
+            self.evaluate(trainer, t)
+        if last:
+            trainer.cfg.steps = trainer.step  # the hard stop: fit() ends after this step
+
+    def evaluate(self, trainer: Trainer, t: float) -> None:
+        t_eval = time.perf_counter()
+        minute = self.todo.pop(0) if self.todo else round(t / 60, 1)
+        r = evaluate_distillation(
+            self.kokoro, trainer.model.predictor.text_encoder, self.sentences, list(self.voices),
+            teacher=trainer.teacher, progress=False,
+        )  # fmt: skip
+        trainer.model.predictor.text_encoder.train()
+        entry = {"milestone_min": minute, "train_min": round(t / 60, 2), "step": trainer.step, **r}
+        self.results.append(entry)
+        save_half(trainer, self.out / f"adapter-{minute}min", {"milestone": minute})
+        o = r["voices"]["overall"]
+        print(
+            f"[{minute} min, step {trainer.step}] within 1 frame {o['within_1_pct']:.1f}% | drift "
+            f"{o['drift_ms']:.1f} ms | F0 RMSE {o['f0_rmse_hz']:.1f} Hz | meets bar: {r['meets_bar']}",
+            flush=True,
+        )
+        self.paused += time.perf_counter() - t_eval
+
+
+def _time_end_to_end_step(trainer: Trainer, repeats: int = 2) -> float:
+    """Seconds of one end-to-end (phase 2) forward+backward; gradients are discarded, nothing is updated."""
+    saved = (trainer.cfg.layer_steps, trainer.epoch, trainer.batch_in_epoch)
+    trainer.cfg.layer_steps = 0
+    trainer._train_mode()
+    times = []
+    for _ in range(repeats):
+        batch = trainer._next_batch()
+        t = time.perf_counter()
+        loss, _ = trainer.compute_loss(batch)
+        loss.backward()
+        times.append(time.perf_counter() - t)
+        trainer.opt.zero_grad(set_to_none=True)
+    trainer.cfg.layer_steps, trainer.epoch, trainer.batch_in_epoch = saved
+    return min(times)
+
+
+def run(
+    out: str | Path,
+    minutes: float = 60.0,
+    milestones=(5, 15, 30, 60),
+    lr: float = 1e-3,
+    layer_fraction: float = 0.4,
+    batch_size: int = 16,
+    prosody_items: int = 1,
+    design: SurgeryConfig = DESIGN,
+    weights: str = "offline-int8",
+    corpus: str | Path | None = None,
+    heldout: str | Path | None = None,
+    train_voices=TRAIN_VOICES,
+    eval_voices=EVAL_VOICES,
+    seed: int = 0,
+    calibration_steps: int = 6,
+) -> dict:
+    """Train with the recipe for `minutes` of wall time; returns the provenance record (also results.json)."""
+    from helpers.data.text_corpus import prepare_text_corpus
+    from helpers.kokoro.loading import load_kokoro
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    S = Settings.from_env(mode="full", device="cpu")
+    S.seed_everything(seed)
+    kokoro = load_kokoro(weights, device="cpu")
+    corpus_path = Path(corpus) if corpus else S.data_dir / "text" / "sentences.txt"
+    heldout_path = Path(heldout) if heldout else S.data_dir / "text" / "heldout.txt"
+    text = prepare_text_corpus(kokoro, corpus_path, S, progress=False)
+    train_items = as_train_items(text.train)
+    sentences = [ln.strip() for ln in heldout_path.read_text(encoding="utf-8").splitlines() if ln.strip()]
+    bank = {v: kokoro.voice(v) for v in train_voices}
+    report = replace_duration_encoder(kokoro.model, design)
+    cfg = TrainConfig(
+        stage="distill", steps=10_000, batch_size=batch_size, lr=lr, warmup_steps=30, seed=seed,
+        log_every=1, eval_every=10**9, ckpt_every=10**9, sample_every=10**9, prosody_items=prosody_items,
+        out_dir=str(out / "run"),
+    )  # fmt: skip
+    budget_s = 60.0 * minutes
+    ms = Milestones(kokoro, sentences, eval_voices, [m for m in milestones if m <= minutes], out, budget_s)
+    trainer = Trainer(
+        kokoro.model, report.removed, train_items, cfg, callbacks=[ms], voice_bank=bank,
+        metadata={"weights": kokoro.source, "recipe": "helpers.train.recipe"},
+    )  # fmt: skip
+    # calibrate: a few phase-1 steps (real training), one timed phase-2 forward+backward (no update)
+    cfg.layer_steps = calibration_steps
+    t = time.perf_counter()
+    trainer.fit(progress=False, stop_after=calibration_steps)
+    t1 = (time.perf_counter() - t) / calibration_steps
+    t2 = _time_end_to_end_step(trainer)
+    remaining = budget_s - ms.train_seconds()
+    # layer_fraction of the steps in phase 1 (t1 each), the rest end to end (t2 each)
+    n = int(remaining / (layer_fraction * t1 + (1 - layer_fraction) * t2)) + trainer.step
+    cfg.steps, cfg.layer_steps = n, max(calibration_steps, int(layer_fraction * n))
+    print(f"calibration: phase 1 {t1:.2f} s/step, phase 2 {t2:.2f} s/step -> {n} steps planned", flush=True)
+    trainer.fit(progress=True)
+    if ms.todo:
+        ms.evaluate(trainer, ms.train_seconds())
+    final = ms.results[-1]
+    record = {
+        "command": "python -m helpers.train.recipe " + " ".join(sys.argv[1:]),
+        "code_commit": _git_commit(),
+        "design": design.to_dict(),
+        "trainable_parameters": sum(p.numel() for p in kokoro.model.predictor.text_encoder.parameters()),
+        "teacher_parameters": sum(p.numel() for p in report.removed.parameters()),
+        "weights": kokoro.source,
+        "config": dataclasses.asdict(cfg),
+        "steps": trainer.step,
+        "train_minutes": round(ms.train_seconds() / 60, 2),
+        "eval_minutes": round(ms.paused / 60, 2),
+        "step_seconds": {"phase1": round(t1, 3), "phase2": round(t2, 3)},
+        "data": {"corpus": str(corpus_path.relative_to(REPO_ROOT)) if corpus_path.is_relative_to(REPO_ROOT) else str(corpus_path),
+                 "train_sentences": len(train_items), "heldout": heldout_path.name, "heldout_sentences": len(sentences)},  # fmt: skip
+        "train_voices": list(train_voices),
+        "eval_voices": list(eval_voices),
+        "machine": {"threads": torch.get_num_threads(), "torch": torch.__version__},
+        "milestones": ms.results,
+        "final": final["voices"],
+        "meets_bar": final["meets_bar"],
+    }
+    save_half(trainer, out / "adapter", {"recipe": record["command"], "steps": trainer.step})
+    (out / "results.json").write_text(json.dumps(record, indent=1))
+    return record
+
+
+def main(argv: list[str] | None = None) -> dict:
+    p = argparse.ArgumentParser(prog="python -m helpers.train.recipe", description=__doc__.split("\n")[0])
+    p.add_argument("--out", default="results/distill-cpu")
+    p.add_argument("--minutes", type=float, default=60.0)
+    p.add_argument("--milestones", default="5,15,30,60")
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--layer-fraction", type=float, default=0.4)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--prosody-items", type=int, default=1)
+    p.add_argument("--bidirectional", default=DESIGN.bidirectional, choices=["separate", "shared"])
+    p.add_argument("--expand", type=float, default=DESIGN.expand)
+    p.add_argument("--dropout", type=float, default=DESIGN.dropout)
+    p.add_argument("--weights", default="offline-int8")
+    p.add_argument("--seed", type=int, default=0)
+    a = p.parse_args(argv)
+    design = dataclasses.replace(DESIGN, bidirectional=a.bidirectional, expand=a.expand, dropout=a.dropout)
+    return run(
+        a.out, a.minutes, tuple(float(m) for m in a.milestones.split(",")), a.lr, a.layer_fraction,
+        a.batch_size, a.prosody_items, design, a.weights, seed=a.seed,
+    )  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
