@@ -33,7 +33,7 @@ class Settings:
     mode: str = "full"  # "ci" or "full"
     device: str = field(default_factory=lambda: "cuda" if torch.cuda.is_available() else "cpu")
     weights: str = "auto"  # "auto" | "hub" | "offline-int8" | "random"
-    voice: str = "auto"  # "auto" = af_heart with hub weights, jf_alpha offline
+    voice: str = "auto"  # "auto" = af_heart; for a recorded dataset, the English pack nearest its F0
     seed: int = 0
     cache_dir: Path = field(default_factory=_default_cache_dir)
     data_dir: Path = REPO_ROOT / "data"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 
 import pytest
 
@@ -29,3 +30,20 @@ def fresh_small_model():
     from helpers.kokoro.loading import load_kokoro
 
     return lambda: load_kokoro("random", size="small", seed=0, verbose=False).model
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """Any socket connection attempt fails loudly, and the hub is marked offline."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"network access attempted: {args[1:] if len(args) > 1 else args}")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    from helpers.kokoro import g2p
+
+    g2p.english_g2p.cache_clear()
+    yield
+    g2p.english_g2p.cache_clear()

@@ -8,6 +8,7 @@
     asr         the one pocketsphinx set-up (recognition and forced alignment)
     wordcheck   the pocketsphinx cross-check of DTW word edges
     targets     one item's training targets (`ItemTargets`) and voice-pack styles
+    reference_voice  the English pack nearest a speaker's F0 register (style and DTW reference)
     corpus      the text corpus for distillation
     prepare     cached, split datasets; text_corpus: the distillation corpus with token ids
 

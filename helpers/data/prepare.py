@@ -3,6 +3,7 @@
 The training notebooks call two functions:
 
     data = prepare_dataset(kokoro, S.data_dir / "librivox", S)     # (text, wav) recordings
+    data.manifest["reference_voice"]   # the voice pack used as style and DTW reference, and why
     data.train, data.val        # TargetsList: len(), [i] -> helpers.data.targets.ItemTargets (loaded from disk)
     data.suspect                # items the pocketsphinx check flagged (kept out unless keep_suspect=True)
     data.report                 # helpers.data.validate.ValidationReport (refused items, with reasons)
@@ -21,14 +22,19 @@ Signatures:
     PrepareConfig(name=None, voice="auto", features=FeatureSettings(), dtw=DTWSettings(),
                   check=CheckSettings(), val_fraction=0.1, keep_suspect=False, store_audio=True, limit=None)
     split_of(item_id, val_fraction) -> "train" | "val"
+    choose_voice(items, previous=None) -> helpers.data.reference_voice.VoiceChoice (what "auto" picks)
 
 `settings` is the workbook's `helpers.settings.Settings` (cache folder, mode, voice); `config` holds the
-preparation recipe. `style` (a `helpers.data.targets.StyleSource`) overrides the voice pack: pass a fitted
-style later and the cache is rebuilt (its `name` is part of the settings hash).
+preparation recipe. The voice pack that supplies the style and the DTW reference: with voice "auto" (the
+default), the English pack nearest the speaker's F0 register (`helpers.data.reference_voice`; the choice
+and its reason are printed and stored as `manifest["reference_voice"]`); a named voice is used as is.
+`style` (a `helpers.data.targets.StyleSource`) overrides both: pass a fitted style later and the cache is
+rebuilt (the style's `name`, e.g. "voice:am_michael", is part of the settings hash).
 
 Cache layout (``settings.cache_dir / "datasets" / <name>``, name = the data folder's name by default):
 
-    manifest.json     settings + their hash, code version, weights source, voice, per-item rows, refusals
+    manifest.json     settings + their hash, code version, weights source, reference voice (and why),
+                      per-item rows, refusals
     items/<id>.npz    one file per item (helpers.data.targets.ItemTargets.save), tagged with the settings hash
 
 A re-run loads every item whose file carries the current settings hash and whose source (transcript,
@@ -58,6 +64,7 @@ from helpers.data.align import DTWSettings
 from helpers.data.audio import load_audio
 from helpers.data.features import FeatureSettings
 from helpers.data.readers import Item, read_dataset
+from helpers.data.reference_voice import MAX_CLIPS, VoiceChoice, choose_for_clips
 from helpers.data.targets import ItemTargets, StyleSource, compute_targets, voice_style
 from helpers.data.validate import ValidationReport, validate_items
 from helpers.data.wordcheck import CheckSettings
@@ -74,7 +81,7 @@ class PrepareConfig:
     """The preparation recipe. Everything except val_fraction/keep_suspect/limit is hashed into the cache."""
 
     name: str | None = None  # cache folder name; None = the data folder's name
-    voice: str = "auto"  # voice pack for style and DTW reference; "auto" = settings.voice, then the default
+    voice: str = "auto"  # pack for style and DTW reference; "auto" = settings.voice, then nearest by F0
     features: FeatureSettings = FeatureSettings()
     dtw: DTWSettings = DTWSettings()
     check: CheckSettings = CheckSettings()
@@ -233,11 +240,27 @@ class PreparedDataset:
 # ------------------------------------------------------------------------------------------- dataset
 
 
-def _resolve_style(kokoro, settings: Settings, config: PrepareConfig, style: StyleSource | None):
+def _resolve_style(
+    kokoro, settings: Settings, config: PrepareConfig, style: StyleSource | None, items, previous: dict
+) -> tuple[StyleSource, dict]:
+    """The StyleSource (and DTW reference) and a record of why: given, named, or chosen by F0 register."""
     if style is not None:
-        return style
+        name = getattr(style, "name", "custom")
+        return style, {"voice": name, "reason": f"style {name}: passed by the caller"}
     voice = config.voice if config.voice != "auto" else settings.voice
-    return voice_style(kokoro, voice)
+    if voice != "auto":
+        why = f"reference voice {voice}: named in the settings (PrepareConfig.voice or Settings.voice)"
+        return voice_style(kokoro, voice), {"voice": voice, "reason": why}
+    choice = choose_voice(items, previous)
+    return voice_style(kokoro, choice.voice), choice.to_dict()
+
+
+def choose_voice(items: Sequence[Item], previous: dict | None = None) -> VoiceChoice:
+    """The English pack nearest the speaker's F0 register (helpers.data.reference_voice), measured on a
+    stable spread of up to MAX_CLIPS items; `previous` (a stored choice) skips pYIN when the clips match."""
+    sample = sorted(items, key=lambda it: split_fraction(it.id))[:MAX_CLIPS]
+    key = _hash([[it.id, _source_fingerprint(it)] for it in sample])
+    return choose_for_clips([it.wav_path for it in sample], clips_key=key, previous=previous)
 
 
 def settings_record(kokoro, config: PrepareConfig, style: StyleSource) -> dict:
@@ -277,19 +300,23 @@ def prepare_dataset(
     root = Path(root)
     if report is None:
         report = validate_items(read_dataset(root), phonemize, progress=progress)
-    style = _resolve_style(kokoro, settings, config, style)
-    record = settings_record(kokoro, config, style)
-    shash = _hash(record)
     cache = (
         Path(cache_dir) if cache_dir else Path(settings.cache_dir) / "datasets" / (config.name or root.name)
     )
     (cache / "items").mkdir(parents=True, exist_ok=True)
     manifest_path = cache / "manifest.json"
     old = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
+    items = report.kept[: config.limit] if config.limit else report.kept
+    # the reference voice is chosen on all kept items, so `limit` does not change it
+    previous = old.get("reference_voice")
+    style, reference = _resolve_style(kokoro, settings, config, style, report.kept, previous)
+    if verbose:
+        print(reference["reason"])
+    record = settings_record(kokoro, config, style)  # the style's name (the chosen voice) is in the hash
+    shash = _hash(record)
     if verbose and old and old.get("settings_hash") != shash:
         print(f"settings changed since the last run ({old.get('settings_hash')} -> {shash}): recomputing")
 
-    items = report.kept[: config.limit] if config.limit else report.kept
     rows, failed, computed, cached = [], [], 0, 0
     for item in tqdm(items, desc=f"targets {cache.name}", disable=not progress):
         file = f"items/{_safe_name(item.id)}.npz"
@@ -357,6 +384,7 @@ def prepare_dataset(
         "keep_suspect": config.keep_suspect,
         "git_commit": _git_commit(),
         "weights_note": getattr(kokoro, "note", ""),
+        "reference_voice": reference,
         "items": rows,
         "refused": [{"id": r.id, "reason": r.reason, "message": r.message} for r in report.excluded],
         "failed": failed,

@@ -88,7 +88,11 @@ class VoicePackStyle:
 
 
 def voice_style(kokoro, voice: str | None = "auto") -> VoicePackStyle:
-    """The StyleSource for a named voice of this Kokoro ("auto" = the source's default voice)."""
+    """The StyleSource for a named voice of this Kokoro ("auto" = its default voice, af_heart).
+
+    For a recorded dataset, `helpers.data.prepare` resolves "auto" to the English pack nearest the
+    speaker's F0 register first (`helpers.data.reference_voice`) and passes that name here.
+    """
     name = kokoro.default_voice() if voice in (None, "auto") else voice
     return VoicePackStyle(kokoro.voice(name), f"voice:{name}")
 

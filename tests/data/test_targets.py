@@ -106,7 +106,7 @@ def test_targets_of_a_real_clip_share_one_grid(kokoro_offline):
     assert len(tg.audio) == SAMPLES_PER_FRAME * F
     assert tg.check["checked"], tg.check  # pocketsphinx knows every word of this clip
     assert tg.check["mean_error_ms"] < 60 and not tg.suspect
-    assert tg.voice == "voice:jf_alpha" and tg.style.shape == (256,)
+    assert tg.voice == "voice:af_heart" and tg.style.shape == (256,)
 
 
 def test_wrong_transcript_is_suspect():
@@ -133,7 +133,7 @@ class StubKokoro:
     source = "stub"
 
     def default_voice(self):
-        return "jf_alpha"
+        return "af_heart"
 
     def voice(self, name=None):
         import torch
@@ -177,7 +177,10 @@ def test_cache_skips_invalidates_and_splits(tmp_path, monkeypatch):
     assert len(calls) == 5 and first.stats["computed"] == 5
     manifest = json.loads((first.cache_dir / "manifest.json").read_text())
     assert manifest["settings_hash"] and manifest["settings"]["dtw"]["pause_aware"] is True
-    assert manifest["settings"]["style"] == "voice:jf_alpha"
+    chosen = manifest["reference_voice"]  # voice "auto": the English pack nearest the reader's F0
+    assert manifest["settings"]["style"] == f"voice:{chosen['voice']}"  # so the choice is in the cache key
+    assert chosen["voice"][:3] in ("am_", "bm_"), chosen  # the starter reader is a man (F0 85-130 Hz)
+    assert chosen["n_clips"] == 5 and "semitones" in chosen["reason"]
     assert len(first.suspect) == 1 and first.suspect.ids[0].endswith("0890")
     assert first.suspect.ids[0] not in first.train.ids + first.val.ids  # reported, not kept
     assert len(first.val) >= 1 and len(first.train) + len(first.val) == 4
@@ -204,6 +207,11 @@ def test_cache_skips_invalidates_and_splits(tmp_path, monkeypatch):
         StubKokoro(), data_dir, S, PrepareConfig(features=FeatureSettings(), keep_suspect=True), **kw
     )
     assert len(keep.train) + len(keep.val) == 5
+
+    n = len(calls)
+    named = prepare_dataset(StubKokoro(), data_dir, S, PrepareConfig(voice="af_heart"), **kw)
+    assert named.manifest["reference_voice"]["voice"] == "af_heart"
+    assert len(calls) == n + 5  # another voice: every item's targets are computed again
 
 
 def test_text_corpus_cached_and_refusals_reported(tmp_path):
