@@ -14,23 +14,32 @@ from helpers.transplant.adapters import FIXTURE_NOTE, adapter_info, list_adapter
 MODELS = ("LSTM", "Mamba")
 
 
-def pick_mamba(kokoro, runs_dir: str | Path, fixture: str | Path, seed: int = 0):
-    """(adapter path, Mamba twin of `kokoro`, messages): the newest adapter under `runs_dir` that loads.
+def pick_mamba(kokoro, runs_dir: str | Path, fixture: str | Path, seed: int = 0, prefer_shipped: bool = False):
+    """(adapter path, Mamba twin of `kokoro`, messages): which Mamba to compare, and why.
 
-    Adapters that do not fit this code's surgery (e.g. saved before a change of block layout) are skipped
-    with a message saying why. When none loads, the untrained fixture at `fixture` is used, (re)made when it
-    is missing, was made for other weights, or no longer fits.
+    In order: the newest adapter under `runs_dir` that loads (the user's own training), then the adapter
+    shipped with the workbook (`SHIPPED_ADAPTER`, trained by `python -m helpers.train.recipe`), then an
+    UNTRAINED fixture at `fixture` (made when missing, made for other weights, or no longer fitting).
+    `prefer_shipped=True` puts the shipped adapter first (CI mode: notebook 05's few-step demo adapters are
+    not worth comparing). Adapters that do not fit this code's surgery are skipped with a message.
     """
-    from helpers.transplant.adapters import AdapterMismatchError
+    from helpers.transplant.adapters import SHIPPED_ADAPTER, AdapterMismatchError
 
     messages = []
-    for path in list_adapters(runs_dir):
+    candidates = list_adapters(runs_dir)
+    shipped = [SHIPPED_ADAPTER] if SHIPPED_ADAPTER.with_name(SHIPPED_ADAPTER.name + ".json").is_file() else []
+    candidates = shipped + candidates if prefer_shipped else candidates + shipped
+    for path in candidates:
         try:
-            return path, mamba_twin(kokoro, path), messages
+            twin = mamba_twin(kokoro, path)
         except (AdapterMismatchError, KeyError, TypeError, ValueError) as e:
             messages.append(f"skipped {path}: {type(e).__name__}: {str(e)[:300]}")
+            continue
+        which = "the adapter shipped with the workbook" if path in shipped else "your newest trained adapter"
+        messages.append(f"using {which}: {path}")
+        return path, twin, messages
     fixture = Path(fixture)
-    messages.append("no trained adapter under runs/ loads: using an UNTRAINED fixture")
+    messages.append("no trained adapter loads: using an UNTRAINED fixture")
     try:
         if adapter_info(fixture)["metadata"].get("weights") != getattr(kokoro, "source", "unknown"):
             raise ValueError("fixture made for other weights")
@@ -38,7 +47,6 @@ def pick_mamba(kokoro, runs_dir: str | Path, fixture: str | Path, seed: int = 0)
     except (OSError, ValueError, KeyError, TypeError, AdapterMismatchError):
         make_fixture_adapter(kokoro, fixture, seed=seed)
         return fixture, mamba_twin(kokoro, fixture), messages
-
 
 
 def shallow_twin(model: torch.nn.Module, path: str | None = None) -> torch.nn.Module:

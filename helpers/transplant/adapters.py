@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from helpers.settings import REPO_ROOT
 from helpers.transplant.surgery import (
     DURATION_ENCODER_PATH,
     MambaDurationEncoder,
@@ -26,6 +27,8 @@ from helpers.transplant.surgery import (
 )
 
 ADAPTER_FORMAT = "kokoro-mamba-adapter/1"
+# the stage-1 adapter trained by `python -m helpers.train.recipe` and shipped with the workbook (fp16)
+SHIPPED_ADAPTER = REPO_ROOT / "results" / "distill-cpu" / "adapter"
 FIXTURE_NOTE = "untrained fixture: random-init Mamba blocks, pretrained AdaLayerNorms; no training at all"
 
 

@@ -1,0 +1,48 @@
+"""CI guard for the shipped stage-1 adapter: it loads onto the offline weights and still scores what it scored.
+
+Only the DurationEncoder, the duration head and the F0/N branch run (no decoder): about a minute on a CPU.
+A change that breaks the adapter format, the surgery or the forward path fails here.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from helpers.compare.distillation import BAR, evaluate_distillation
+from helpers.settings import REPO_ROOT
+from helpers.transplant.adapters import SHIPPED_ADAPTER, encoder_from_adapter
+
+RESULTS = SHIPPED_ADAPTER.parent / "results.json"
+
+
+def test_the_shipped_adapter_is_small_fp16_and_documented():
+    info = json.loads(SHIPPED_ADAPTER.with_name(SHIPPED_ADAPTER.name + ".json").read_text())
+    st = SHIPPED_ADAPTER.with_name(SHIPPED_ADAPTER.name + ".safetensors")
+    assert st.stat().st_size < 25 * 2**20
+    record = json.loads(RESULTS.read_text())
+    for key in ("command", "code_commit", "steps", "train_minutes", "data", "final", "milestones"):
+        assert key in record, key
+    assert record["train_minutes"] <= 60.0
+    assert info["surgery"] == record["design"]
+    from safetensors import safe_open
+
+    with safe_open(str(st), "pt") as f:
+        assert all(f.get_slice(k).get_dtype() == "F16" for k in f.keys())
+
+
+@pytest.mark.slow
+def test_the_shipped_adapter_reproduces_its_held_out_scores(kokoro_offline):
+    record = json.loads(RESULTS.read_text())
+    sentences = [s for s in (REPO_ROOT / "data" / "text" / record["data"]["heldout"]).read_text().splitlines() if s.strip()]
+    student = encoder_from_adapter(SHIPPED_ADAPTER)
+    r = evaluate_distillation(kokoro_offline, student, sentences, record["eval_voices"], progress=False)
+    for voice, want in record["final"].items():
+        got = r["voices"][voice]
+        assert got["within_1_pct"] >= want["within_1_pct"] - 0.5, (voice, got, want)
+        assert got["drift_ms"] <= want["drift_ms"] + 2.0, (voice, got, want)
+        assert got["f0_rmse_hz"] <= want["f0_rmse_hz"] + 0.5, (voice, got, want)
+        if record["meets_bar"][voice]:  # what met the bar when it was trained must still meet it
+            assert got["within_1_pct"] >= BAR["within_1_pct"] and got["drift_ms"] <= BAR["drift_ms"]
+            assert got["f0_rmse_hz"] <= BAR["f0_rmse_hz"]
