@@ -78,7 +78,9 @@ def fetch(repo: str, filename: str, local_only: bool) -> Path:
     try:
         path = Path(hf_hub_download(repo, filename, local_files_only=local_only))
     except LocalEntryNotFoundError as e:  # before EntryNotFoundError: it is a subclass
-        why = "only the local cache was asked" if local_only else "the hub did not answer or offline mode is on"
+        why = (
+            "only the local cache was asked" if local_only else "the hub did not answer or offline mode is on"
+        )
         cause = f" ({type(e.__cause__).__name__}: {e.__cause__})" if e.__cause__ else ""
         raise HubUnreachable(
             f"{filename} of {repo} is not in the local hub cache, and {why}{cause}. Connect to the network "
@@ -122,7 +124,9 @@ def read_checkpoint(path: str | Path) -> dict[str, dict]:
     return {c: {k.removeprefix("module."): v for k, v in sd.items()} for c, sd in blob.items()}
 
 
-def check_components(reference: dict, components: dict[str, dict], source: str = "checkpoint") -> dict[str, str]:
+def check_components(
+    reference: dict, components: dict[str, dict], source: str = "checkpoint"
+) -> dict[str, str]:
     """Compare `components` with a KModel state_dict (`reference`, flat keys such as 'predictor.lstm.bias_ih_l0').
 
     Returns {key: reason} for the keys that are absent but allowed (weights.ALLOWED_ABSENT_KEYS).
@@ -151,7 +155,11 @@ def check_components(reference: dict, components: dict[str, dict], source: str =
         for k in flat
         if k in reference and tuple(flat[k].shape) != tuple(reference[k].shape)
     ]
-    for what, keys in (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches", shapes)):
+    for what, keys in (
+        ("missing keys", missing),
+        ("unexpected keys", unexpected),
+        ("shape mismatches", shapes),
+    ):
         if keys:
             more = f" (and {len(keys) - 10} more)" if len(keys) > 10 else ""
             problems.append(f"{len(keys)} {what}: {', '.join(keys[:10])}{more}")

@@ -26,6 +26,7 @@ import importlib.resources as resources
 import io
 import os
 import tempfile
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -100,7 +101,11 @@ def _bare_kmodel(config: dict) -> torch.nn.Module:
     """A KModel with random init: KModel loads every component found in the .pth, and an empty one has none."""
     from kokoro import KModel
 
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+        # kokoro's own code, harmless and not ours to change: single-layer LSTMs given dropout=0.2 (torch says
+        # it has no effect) and the deprecated weight_norm API (still supported by this torch)
+        warnings.filterwarnings("ignore", "dropout option adds dropout after all but last", UserWarning)
+        warnings.filterwarnings("ignore", r"`torch.nn.utils.weight_norm` is deprecated", FutureWarning)
         empty = Path(tmp) / "empty.pth"
         torch.save({}, empty)
         return KModel(repo_id=HUB_REPO, config=config, model=str(empty))

@@ -47,7 +47,11 @@ def identity(trainer) -> dict:
     return {
         "stage": c["stage"],
         "design": trainer.model.predictor.text_encoder.cfg.to_dict(),
-        "data": {"items": fingerprint(trainer.items), **{k: c[k] for k in DATA_ORDER}, "processes": rank_and_world()[1]},
+        "data": {
+            "items": fingerprint(trainer.items),
+            **{k: c[k] for k in DATA_ORDER},
+            "processes": rank_and_world()[1],
+        },
         "schedule": {k: c[k] for k in SCHEDULE},
     }
 

@@ -89,14 +89,20 @@ def test_shape_and_component_mismatches_are_named():
     ok = {"bert": {"a": torch.zeros(2)}, "decoder": {"b": torch.zeros(3)}}
     for c in C.COMPONENTS:
         ok.setdefault(c, {})
-    assert C.check_components(ref, ok) == {"decoder.x.norm.weight": C.allowed_absent_reason("decoder.x.norm.weight")}
+    assert C.check_components(ref, ok) == {
+        "decoder.x.norm.weight": C.allowed_absent_reason("decoder.x.norm.weight")
+    }
     bad = dict(ok, decoder={"b": torch.zeros(4)}, vocoder={})
-    with pytest.raises(C.IncompatibleCheckpoint, match=r"unexpected components: \['vocoder'\].*decoder\.b: \(4,\)"):
+    with pytest.raises(
+        C.IncompatibleCheckpoint, match=r"unexpected components: \['vocoder'\].*decoder\.b: \(4,\)"
+    ):
         C.check_components(ref, bad)
 
 
 def test_nothing_cached_offline_is_reported_as_unreachable(hub_cache):
-    with pytest.raises(C.HubUnreachable, match=r"config\.json of hexgrad/Kokoro-82M is not in the local hub cache"):
+    with pytest.raises(
+        C.HubUnreachable, match=r"config\.json of hexgrad/Kokoro-82M is not in the local hub cache"
+    ):
         load_kokoro("hub", verbose=False)
 
 
