@@ -8,6 +8,10 @@ Every notebook starts with `S = Settings.from_env()`. One field, `mode`, switche
 The mode comes from the environment variable ``KOKORO_MAMBA_MODE`` (``ci``/``full``); when it is unset,
 ``CI=true`` (set by CI systems) means ``ci`` and anything else means ``full``. Notebooks never branch on
 anything but ``S.mode`` and the numbers derived here, so the same code runs in both modes.
+
+Each mode has its own run folder, ``runs/ci/`` and ``runs/full/`` (checkpoints, adapters, reports), so a CI run
+never resumes or overwrites a full one. ``KOKORO_MAMBA_RUNS`` moves the ``runs/`` root and
+``KOKORO_MAMBA_CACHE`` the cache (the Colab set-up points both at Google Drive, so they survive a disconnect).
 """
 
 from __future__ import annotations
@@ -28,6 +32,12 @@ def _default_cache_dir() -> Path:
     return Path(env) if env else Path.home() / ".cache" / "kokoro-mamba"
 
 
+def runs_root() -> Path:
+    """Where run folders live: $KOKORO_MAMBA_RUNS, else runs/ in the repository."""
+    env = os.environ.get("KOKORO_MAMBA_RUNS")
+    return Path(env) if env else REPO_ROOT / "runs"
+
+
 @dataclass
 class Settings:
     mode: str = "full"  # "ci" or "full"
@@ -37,7 +47,11 @@ class Settings:
     seed: int = 0
     cache_dir: Path = field(default_factory=_default_cache_dir)
     data_dir: Path = REPO_ROOT / "data"
-    runs_dir: Path = REPO_ROOT / "runs"
+    runs_dir: Path | None = None  # None: runs_root() / mode, one folder per mode
+
+    def __post_init__(self) -> None:
+        if self.runs_dir is None:
+            self.runs_dir = runs_root() / self.mode
 
     @classmethod
     def from_env(cls, **overrides) -> Settings:

@@ -4,11 +4,14 @@
 #   scripts/workbook.sh lab       set up, then open JupyterLab on notebooks/
 #   scripts/workbook.sh execute   set up, then run every notebook headless into build/notebooks/
 #   scripts/workbook.sh test      set up, then ruff, pytest (helpers) and nbval (notebooks, CI mode)
+#   scripts/workbook.sh freeze    set up, then rewrite constraints.txt from what is installed (CPU machines)
+# The local set-up installs the offline payload (extra "offline"); Colab uses scripts/colab_setup.py instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 PY=${PYTHON:-python3}
 VENV=${VENV:-$ROOT/.venv}
+CONSTRAINTS=$( [ -f constraints.txt ] && echo "$ROOT/constraints.txt" || true )
 
 has_cuda() { command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; }
 
@@ -16,9 +19,9 @@ setup() {
   [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
   # shellcheck disable=SC1091
   . "$VENV/bin/activate"
-  local stamp="$VENV/.kokoro-mamba-installed-$(cat pyproject.toml | sha256sum | cut -c1-16)"
+  local stamp="$VENV/.kokoro-mamba-installed-$(cat pyproject.toml constraints.txt 2>/dev/null | sha256sum | cut -c1-16)"
   if [ -f "$stamp" ]; then return 0; fi
-  python -m pip install -q --upgrade pip
+  python -m pip install -q ${CONSTRAINTS:+-c "$CONSTRAINTS"} --upgrade pip  # pip itself pinned too
   if ! python -c "import torch" >/dev/null 2>&1; then
     if has_cuda; then
       python -m pip install -q torch            # CUDA build
@@ -28,7 +31,8 @@ setup() {
       python -m pip install -q ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"} "torch==${TORCH_VERSION:-2.13.0}"
     fi
   fi
-  python -m pip install -q -e ".[notebook,test,eval]"
+  # exact versions from constraints.txt (torch is not in it: installed above, CPU or CUDA build)
+  python -m pip install -q ${CONSTRAINTS:+-c "$CONSTRAINTS"} -e ".[notebook,test,eval,offline]"
   python -m ipykernel install --sys-prefix --name kokoro-mamba --display-name "kokoro-mamba" >/dev/null
   rm -f "$VENV"/.kokoro-mamba-installed-*
   touch "$stamp"
@@ -52,6 +56,18 @@ execute_notebooks() {
   echo "executed copies: build/notebooks/"
 }
 
+freeze_constraints() {
+  {
+    echo "# Exact versions CI resolves: pip freeze of the CPU set-up (scripts/workbook.sh), minus the project itself"
+    echo "# and torch (the set-up installs torch first: the CPU build here, the CUDA build on GPU machines)."
+    echo "# scripts/workbook.sh installs with it, so a new upstream release cannot change what CI runs."
+    echo "# Regenerate on a CPU machine after changing dependencies: scripts/workbook.sh freeze"
+    python -m pip freeze --all --exclude-editable | grep -v '^#' | grep -v -i -E '^(torch|kokoro-mamba)=='
+  } > constraints.txt.tmp
+  mv constraints.txt.tmp constraints.txt
+  echo "constraints.txt: $(grep -c '==' constraints.txt) pinned packages"
+}
+
 cmd=${1:-lab}
 setup
 case "$cmd" in
@@ -59,5 +75,6 @@ case "$cmd" in
   lab) exec jupyter lab --notebook-dir="$ROOT/notebooks" ;;
   execute) execute_notebooks ;;
   test) run_tests ;;
-  *) echo "usage: $0 {setup|lab|execute|test}" >&2; exit 2 ;;
+  freeze) freeze_constraints ;;
+  *) echo "usage: $0 {setup|lab|execute|test|freeze}" >&2; exit 2 ;;
 esac

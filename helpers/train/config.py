@@ -6,6 +6,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from helpers.settings import runs_root
+
 
 class TrainingDiverged(RuntimeError):
     """Too many non-finite losses in a row; the last good checkpoint is kept."""
@@ -46,7 +48,7 @@ class TrainConfig:
     mel_crop_frames: int = 32  # stage 2: decoder on crops of this many 25 ms frames
     train_norms: bool = False
     train_whole_predictor: bool = False  # benchmark: everything in the predictor trainable
-    out_dir: str = "runs/distill"
+    out_dir: str = "runs/full/distill"  # for_mode: runs/<mode>/<stage>; the CLI: Settings.runs_dir / stage
     sample_text: str = "The quick brown fox jumps over the lazy dog, and then it rests."
 
     def __post_init__(self) -> None:
@@ -71,7 +73,7 @@ class TrainConfig:
             base = dict(
                 steps=3000 if stage == "distill" else 1000, batch_size=16 if stage == "distill" else 4
             )
-        base.update(stage=stage, out_dir=f"runs/{stage}")
+        base.update(stage=stage, out_dir=str(runs_root() / mode / stage))  # one run folder per mode
         base.update(overrides)
         return cls(**base)
 

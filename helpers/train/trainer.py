@@ -21,8 +21,8 @@ Runs the same in a notebook (`Trainer(...).fit()`) and in a terminal:
     python -m helpers.train --stage distill --steps 3000 --out runs/distill
     python -m helpers.train --stage finetune --data data/librivox --init-adapter runs/distill/adapter --out runs/ft
 
-One process, one device. Under torchrun each process trains its own copy with its own slice of the
-batches (rank-sharded order), and only rank 0 writes; gradient averaging across GPUs is not implemented.
+One process, one device; or, under `torchrun --nproc_per_node=N`, N processes whose gradients are averaged
+by DistributedDataParallel, each on its own slice of the batches, rank 0 alone writing (helpers.train.distributed).
 """
 
 from __future__ import annotations
@@ -47,7 +47,9 @@ from helpers.kokoro.forward import (
     f0_energy,
     upstream_features,
 )
+from helpers.train import distributed as D
 from helpers.train import losses as L
+from helpers.train import resumable as R
 from helpers.train.checkpoints import CheckpointManager, rng_state, set_rng_state
 from helpers.train.config import TrainConfig, TrainingDiverged, _lr_lambda
 from helpers.train.items import Batch, TrainItem, bucketed_batches, collate, restyle
@@ -112,6 +114,7 @@ class Trainer:
             if p.requires_grad and getattr(p, "_no_weight_decay", False)
         ]
         assert len(decay) + len(no_decay) == len(params)
+        self.student = D.wrap(model.predictor.text_encoder, self.device)  # DDP under torchrun, else itself
         self.opt = torch.optim.AdamW(
             [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
             lr=cfg.lr,
@@ -175,10 +178,12 @@ class Trainer:
         s = batch.ref_s[:, 128:]  # (B, 128) prosody style
         valid = ~batch.pad  # (B, T)
         if cfg.stage == "distill" and self.step < cfg.layer_steps:  # phase 1: each block vs its LSTM layer
+            if rank_and_world()[1] > 1:
+                raise NotImplementedError("the layer-matching phase runs in one process (layer_steps=0 under torchrun)")
             trace = teacher_trace(self.teacher, batch.d_en, s, batch.lengths, batch.pad)
             layer = layer_match_loss(model.predictor.text_encoder, trace, s, batch.lengths, batch.pad)
             return cfg.w_layer * layer, {"layer": float(layer.detach())}
-        d_s = encode(model, batch.d_en, s, batch.lengths, batch.pad)  # (B, T, 640) the student
+        d_s = encode(model, batch.d_en, s, batch.lengths, batch.pad, encoder=self.student)  # (B, T, 640)
         logits_s = duration_logits(model, d_s, batch.lengths)  # (B, T, 50)
         terms: dict[str, torch.Tensor] = {}
         if cfg.stage == "distill":
@@ -245,7 +250,7 @@ class Trainer:
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_bf16):
             loss, terms = self.compute_loss(batch)
         self.step += 1
-        if not torch.isfinite(loss):
+        if not D.all_finite(loss):  # decided on every rank together
             self.opt.zero_grad(set_to_none=True)
             self.bad_steps += 1
             warnings.warn(
@@ -261,7 +266,8 @@ class Trainer:
             return None
         self.bad_steps = 0
         self.opt.zero_grad(set_to_none=True)
-        loss.backward()
+        loss.backward()  # under DDP, the student's gradients arrive averaged over the ranks
+        D.average_gradients(self.model, self.student)  # trainable parameters outside the student, if any
         params = [p for p in self.model.parameters() if p.requires_grad]
         gnorm = float(torch.nn.utils.clip_grad_norm_(params, self.cfg.grad_clip))
         self.opt.step()
@@ -288,6 +294,7 @@ class Trainer:
             "best": self.best,
             "rng": rng_state(),
             "config": dataclasses.asdict(self.cfg),
+            "run": R.identity(self),  # stage, design, data, schedule: what resume must match
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -302,12 +309,15 @@ class Trainer:
         self.sched.load_state_dict(state["scheduler"])
         self.step, self.epoch, self.batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
         self.best = state["best"]
-        set_rng_state(state["rng"])
+        rngs = state.get("rng_by_rank") or []  # one per process under torchrun
+        set_rng_state(rngs[rank_and_world()[0]] if len(rngs) == rank_and_world()[1] else state["rng"])
 
     def save_checkpoint(self, is_best: bool = False) -> Path | None:
+        """Rank 0 writes; every rank must call it (each rank's RNG state goes into the file, for resume)."""
+        rngs = D.gather(rng_state())
         if rank_and_world()[0] != 0:
             return None
-        return self.ckpt.save(self.state_dict(), self.step, is_best=is_best)
+        return self.ckpt.save({**self.state_dict(), "rng_by_rank": rngs}, self.step, is_best=is_best)
 
     def resume(self) -> bool:
         """Continue from the newest readable checkpoint in out_dir (True when one was found)."""
@@ -315,6 +325,7 @@ class Trainer:
         if found is None:
             return False
         state, path = found
+        R.check(state, R.identity(self), path)  # ResumeRefused when it belongs to another run
         self.load_state_dict(state)
         print(f"resumed from {path.name} (step {self.step})")
         return True
@@ -400,7 +411,8 @@ class Trainer:
 
         cfg = self.cfg
         end = cfg.steps if stop_after is None else min(cfg.steps, self.step + stop_after)
-        bar = tqdm(total=cfg.steps, initial=self.step, disable=not progress, desc=f"{cfg.stage}")
+        main = rank_and_world()[0] == 0
+        bar = tqdm(total=cfg.steps, initial=self.step, disable=not (progress and main), desc=f"{cfg.stage}")
         t0 = time.perf_counter()
         while self.step < min(end, cfg.steps):  # a callback may shorten cfg.steps (a time budget)
             row = self.train_step()
@@ -420,12 +432,15 @@ class Trainer:
                 bar.set_postfix(loss=f"{row['loss']:.3f}")
             if self.step % cfg.ckpt_every == 0 or self.step == cfg.steps or is_best:
                 self.save_checkpoint(is_best=is_best)
-            if voice_pack is not None and (self.step % cfg.sample_every == 0 or self.step == cfg.steps):
+            if main and voice_pack is not None and (self.step % cfg.sample_every == 0 or self.step == cfg.steps):
                 self.write_sample(voice_pack)
         bar.close()
         return self.history
 
-    def save_adapter(self, name: str = "adapter", extra: dict | None = None) -> Path:
+    def save_adapter(self, name: str = "adapter", extra: dict | None = None) -> Path | None:
+        """The trained blocks as an adapter (helpers.transplant.adapters); rank 0 writes, other ranks get None."""
+        if rank_and_world()[0] != 0:
+            return None
         meta = {
             "stage": self.cfg.stage,
             "steps": self.step,
