@@ -4,7 +4,8 @@ A checkpoint is one file `step-0000120.pt` holding everything needed to continue
 the trainable module's state, the optimizer and scheduler, the step, the data order position, every RNG
 state (Python, NumPy, torch CPU and CUDA) and the settings. Beside it, `step-0000120.pt.sha256`.
 Everything in it is a tensor or a plain Python value, so it is read with `torch.load(weights_only=True)`:
-a file that carries pickled code is refused without running it.
+a file that carries pickled code is refused without running it. (Checkpoints from before this format hold
+NumPy's RNG state as an array; those are read weights-only too, with plain NumPy arrays allowed.)
 
 Writes are atomic (temporary file, fsync, then rename), so a crash mid-write never damages the latest good
 checkpoint. Reading walks from the newest checkpoint back and takes the first one that passes its checksum
@@ -25,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import pickle
 import random
 import re
 import time
@@ -35,6 +37,9 @@ import numpy as np
 import torch
 
 PATTERN = re.compile(r"^step-(\d{7})\.pt$")
+_np_core = getattr(np, "_core", None) or np.core
+# plain uint32 arrays (NumPy's RNG state), for checkpoints written before the tensors-only format
+NUMPY_ARRAYS = [_np_core.multiarray._reconstruct, np.ndarray, np.dtype, type(np.dtype(np.uint32))]
 
 
 class CheckpointError(RuntimeError):
@@ -63,9 +68,13 @@ def rng_state() -> dict:
 
 def set_rng_state(state: dict) -> None:
     py, nps = state["python"], state["numpy"]
-    random.setstate((py["version"], tuple(int(x) for x in py["state"].tolist()), py["gauss"]))
-    keys = nps["keys"].numpy().astype(np.uint32)
-    np.random.set_state((nps["kind"], keys, nps["pos"], nps["has_gauss"], nps["cached_gaussian"]))
+    if isinstance(py, dict):
+        py = (py["version"], tuple(int(x) for x in py["state"].tolist()), py["gauss"])
+    if isinstance(nps, dict):
+        keys = nps["keys"].numpy().astype(np.uint32)
+        nps = (nps["kind"], keys, nps["pos"], nps["has_gauss"], nps["cached_gaussian"])
+    random.setstate(py)  # tuples: checkpoints written before the weights-only format
+    np.random.set_state(nps)
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -155,7 +164,11 @@ class CheckpointManager:
         digest = path.with_name(path.name + ".sha256")
         if digest.exists() and hashlib.sha256(data).hexdigest() != digest.read_text().strip():
             raise ValueError("checksum mismatch (file damaged or partially written)")
-        state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+        try:
+            state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError:  # written before RNG states were tensors: NumPy arrays inside
+            with torch.serialization.safe_globals(NUMPY_ARRAYS):  # arrays only; still no code
+                state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
         if not isinstance(state, dict) or "step" not in state:
             raise ValueError("not a training checkpoint (no 'step')")
         return state

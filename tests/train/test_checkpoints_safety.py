@@ -65,6 +65,25 @@ def test_rng_state_round_trips_through_a_weights_only_load(tmp_path):
     assert (random.random(), np.random.normal(), np.random.rand(), float(torch.rand(1))) == expected
 
 
+def test_checkpoints_from_before_the_tensor_format_still_resume(tmp_path):
+    """Older checkpoints hold NumPy's RNG state as an array: read weights-only with plain arrays allowed."""
+    mgr = CheckpointManager(tmp_path)
+    legacy = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    expected = (random.random(), np.random.rand())
+    _with_checksum(mgr.path(7), _saved({"step": 7, "rng": legacy}))
+    state, _ = mgr.load_latest()
+    set_rng_state(state["rng"])
+    assert state["step"] == 7 and (random.random(), np.random.rand()) == expected
+
+
+def _saved(obj) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    return buf.getvalue()
+
+
 def test_corrupt_checkpoints_leave_the_rotation_and_pruning_keeps_the_newest(tmp_path):
     mgr = CheckpointManager(tmp_path, keep_last=2)
     for step in (10, 20, 30):
