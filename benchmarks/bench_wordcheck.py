@@ -10,7 +10,7 @@ alignment (`helpers.data.wordcheck.check_word_boundaries`):
   hyphens and dashes become spaces), as many datasets ship them.
 
     python benchmarks/bench_wordcheck.py                        # offline weights, the default voice
-    python benchmarks/bench_wordcheck.py --voice ../shared/voices/af_heart.pt
+    python benchmarks/bench_wordcheck.py --voice jf_alpha       # a voice by name, or a pack file
 
 Prints one row per clip and variant (the largest disagreement in ms of speech, the verdict, the reason)
 and the false-flag rate per variant. About a minute per variant on 2 CPU cores.
@@ -37,6 +37,7 @@ from helpers.data.targets import VoicePackStyle, voice_style  # noqa: E402
 from helpers.data.wordcheck import CheckSettings, check_word_boundaries  # noqa: E402
 from helpers.kokoro.g2p import phonemize  # noqa: E402
 from helpers.kokoro.loading import load_kokoro  # noqa: E402
+from helpers.kokoro.voices import PACK_FILE_SUFFIXES, read_pack_file  # noqa: E402
 from helpers.settings import REPO_ROOT  # noqa: E402
 
 
@@ -50,12 +51,12 @@ def strip_punctuation(text: str) -> str:
 def main(argv=None) -> pd.DataFrame:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", default=str(REPO_ROOT / "data" / "librivox"))
-    ap.add_argument("--voice", default="auto", help="a voice name or a .pt voice pack file")
+    ap.add_argument("--voice", default="auto", help="a voice name, or a voice pack file")
     args = ap.parse_args(argv)
     torch.set_num_threads(2)
     kokoro = load_kokoro("offline-int8", verbose=False)
-    if args.voice.endswith(".pt"):
-        style = VoicePackStyle(torch.load(args.voice, weights_only=True), f"file:{Path(args.voice).name}")
+    if args.voice.endswith(PACK_FILE_SUFFIXES):
+        style = VoicePackStyle(read_pack_file(args.voice), f"file:{Path(args.voice).name}")
     else:
         style = voice_style(kokoro, args.voice)
     rows, t0 = [], time.perf_counter()

@@ -38,12 +38,10 @@ Cache layout (``settings.cache_dir / "datasets" / <name>``, name = the data fold
     items/<id>.npz    one file per item (helpers.data.targets.ItemTargets.save), tagged with the settings hash
 
 A re-run loads every item whose file carries the current settings hash and whose source (transcript,
-phonemes, wav size and mtime) is unchanged; anything else is recomputed. `limit` only selects what this
-run uses: cached items beyond it are kept (a later, larger limit loads them). Preparation never deletes
-an item file (hours of DTW and pYIN): files of items no longer in the dataset stay until you delete the
-cache folder. When no item is left for training, a warning says why, with counts by reason
-(`PreparedDataset.why_empty()`). Changing a feature/DTW/check
-setting, the voice/style or the weights source changes the hash, so every item is recomputed.
+phonemes, wav size and mtime) is unchanged; anything else is recomputed. Changing a feature/DTW/check
+setting, the voice/style or the weights source changes the hash, so every item is recomputed. No item
+file is ever deleted (hours of DTW and pYIN): `limit` only selects what a run uses. With no item left
+for training, a warning says why, with counts by reason (`PreparedDataset.why_empty()`).
 
 The split is by a hash of the item id (`split_of`): an item's side never changes when items are added or
 removed. Exception: when no item falls on the validation side and there are at least two items, the one
@@ -229,15 +227,11 @@ class PreparedDataset:
             lines.append(f"  failed while computing targets: {len(self.failed)} ({self.failed[0]['reason'][:120]})")
         if len(self.suspect):
             flags = Counter(r["reason"].split(":", 1)[0][:60] for r in self.suspect.rows)
-            kept_out = "kept out (keep_suspect=False)" if not self.manifest.get("keep_suspect") else "kept"
-            lines.append(
-                f"  suspect by the word check, {kept_out}: {len(self.suspect)} "
-                f"({'; '.join(f'{k} x{n}' for k, n in flags.items())}); see data.table()"
-            )
+            kept_out = "kept" if self.manifest.get("keep_suspect") else "kept out (keep_suspect=False)"
+            why = "; ".join(f"{k} x{n}" for k, n in flags.items())
+            lines.append(f"  suspect by the word check, {kept_out}: {len(self.suspect)} ({why}); see data.table()")
         if self.manifest.get("limit"):
             lines.append(f"  limit={self.manifest['limit']} items were used of {len(self.report.kept)} kept")
-        if not self.train and len(self.val):
-            lines.append("  every usable item fell on the validation side (a set this small needs more items)")
         return "\n".join(lines)
 
     def table(self):

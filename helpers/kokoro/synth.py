@@ -10,7 +10,7 @@ touching the global RNG.
 Bad requests fail early and say why: text that is not English is screened *before* G2P (emoji, control
 characters and other scripts are stripped with a warning; nothing English left is a G2PError), `speed`
 outside (0, 4] is a ValueError, and a voice pack of the wrong shape (or an unreadable pack file) is a
-VoicePackError naming it.
+VoiceError naming it (`helpers.kokoro.voices`).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import torch
 from helpers.grid import SAMPLE_RATE
 from helpers.kokoro.forward import check_speed, style_for, synthesize_ids
 from helpers.kokoro.g2p import G2PError, phonemes_to_ids, phonemize
+from helpers.kokoro.voices import PACK_FILE_SUFFIXES, float_pack, read_pack_file
 
 
 @dataclass
@@ -49,53 +50,17 @@ class Synthesis:
         return int(self.durations.sum())
 
 
-class VoicePackError(ValueError):
-    """A voice pack (tensor or file) that is not [N, 1, 256] finite floats; the message names the file."""
-
-
-VOICE_FILE_SUFFIXES = (".pt", ".pth", ".npy")
-
-
-def read_voice_pack(path: str | Path) -> torch.Tensor:
-    """A voice pack [N, 1, 256] from a file: torch.save'd tensor (.pt/.pth, read weights-only) or .npy."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"voice pack file not found: {path}")
-    try:
-        if path.suffix == ".npy":
-            pack = torch.from_numpy(np.load(path, allow_pickle=False))
-        else:
-            pack = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise VoicePackError(f"{path}: not a readable voice pack ({type(e).__name__}: {e})") from e
-    return check_voice_pack(pack, str(path))
-
-
-def check_voice_pack(pack, where: str = "voice pack") -> torch.Tensor:
-    """`pack` as a float tensor [N, 1, 256] (N >= 1, finite), or a VoicePackError naming `where`."""
-    if not isinstance(pack, torch.Tensor):
-        raise VoicePackError(f"{where}: expected a tensor [N, 1, 256], got {type(pack).__name__}")
-    if pack.ndim == 2 and pack.shape[-1] == 256:
-        pack = pack.unsqueeze(1)  # [N, 256] -> [N, 1, 256]
-    if pack.ndim != 3 or pack.shape[0] < 1 or pack.shape[1:] != (1, 256):
-        raise VoicePackError(f"{where}: expected shape [N, 1, 256] (Kokoro uses N = 510), got {list(pack.shape)}")
-    pack = pack.float()
-    if not torch.isfinite(pack).all():
-        raise VoicePackError(f"{where}: holds NaN or infinite values")
-    return pack
-
-
 def as_pack(kokoro, voice) -> torch.Tensor:
-    """A voice pack [510, 1, 256] from a name, a pack, a pack file (.pt/.pth/.npy), or one style (256,)."""
+    """A voice pack [510, 1, 256] from a name, a pack, a pack file (see `read_pack_file`), or one style (256,)."""
     if isinstance(voice, np.ndarray):
         voice = torch.from_numpy(voice)
     if isinstance(voice, torch.Tensor):
         v = voice.float()
         if v.numel() == 256:  # one ref_s: every row the same, so style_for picks it whatever the length
             return v.reshape(1, 1, 256).expand(510, 1, 256)
-        return check_voice_pack(v)
-    if isinstance(voice, Path) or (isinstance(voice, str) and voice.endswith(VOICE_FILE_SUFFIXES)):
-        return read_voice_pack(voice)
+        return float_pack(v)
+    if isinstance(voice, Path) or (isinstance(voice, str) and voice.endswith(PACK_FILE_SUFFIXES)):
+        return read_pack_file(voice)
     return kokoro.voice(voice)
 
 

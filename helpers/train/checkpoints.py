@@ -151,6 +151,12 @@ class CheckpointManager:
                     f.rename(folder / f.name)
         return folder
 
+    def start_over(self) -> bool:
+        """Set every checkpoint aside (a new run begins at step 0); returns False, as a resume that found none."""
+        if self.checkpoints():
+            print(f"starting over: the previous checkpoints are in {self.set_aside()}")
+        return False
+
     def _move_corrupt(self, path: Path) -> Path:
         target = _free_name(path.with_name(path.name + ".corrupt"))
         path.rename(target)

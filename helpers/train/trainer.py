@@ -314,10 +314,8 @@ class Trainer:
     def resume(self, fresh: bool = False) -> bool:
         """Continue from the newest readable checkpoint in out_dir (True when one was found); CheckpointError
         when none is readable. fresh=True starts over: checkpoints are moved aside (never deleted)."""
-        if fresh and self.ckpt.checkpoints():
-            print(f"starting over: previous checkpoints moved to {self.ckpt.set_aside()}")
         if fresh:
-            return False
+            return self.ckpt.start_over()
         found = self.ckpt.load_latest()
         if found is None:
             return False

@@ -38,12 +38,13 @@ def letters(text: str) -> str:
 
 
 class StubKokoro:
-    """Enough of a LoadedKokoro for preparation with a fake compute_targets: a source and a voice pack."""
+    """Enough of a LoadedKokoro for preparation with a fake compute_targets: a source and a voice pack
+    (the tests name the voice, so no reference voice is chosen by pYIN)."""
 
     source = "stub"
 
     def default_voice(self):
-        return "jf_alpha"
+        return "af_heart"
 
     def voice(self, name=None):
         import torch
@@ -137,7 +138,7 @@ LAYOUTS = {
 def test_mixed_folder_refuses_each_bad_item_and_prepares_the_good(layout, tmp_path, fake_targets):
     make, refused, good = LAYOUTS[layout]
     root = make(tmp_path / "data")
-    S = Settings(mode="ci", cache_dir=tmp_path / "cache")
+    S = Settings(mode="ci", cache_dir=tmp_path / "cache", voice="af_heart")
     data = prepare_dataset(StubKokoro(), root, S, progress=False, verbose=False)  # the real G2P
 
     rows = {r.id: r for r in data.report.rows}
@@ -245,7 +246,7 @@ def test_limit_then_larger_limit_keeps_every_cached_item(tmp_path, fake_targets)
         rows.append(f"c{i}|{GOOD_TEXT}.")
     (root / "metadata.csv").write_text("\n".join(rows) + "\n")
     report = validate_items(read_dataset(root), letters, progress=False)
-    S = Settings(mode="ci", cache_dir=tmp_path / "cache")
+    S = Settings(mode="ci", cache_dir=tmp_path / "cache", voice="af_heart")
     kw = dict(report=report, progress=False, verbose=False)
 
     full = prepare_dataset(StubKokoro(), root, S, **kw)
@@ -272,7 +273,7 @@ def test_zero_training_items_says_why_with_counts(tmp_path, fake_targets):
     (root / "metadata.csv").write_text("".join(f"{n}|{texts[n]}\n" for n in names))
     report = validate_items(read_dataset(root), letters, progress=False)
     fake_targets.suspect = {"ok1", "ok2"}  # the word check flags both survivors
-    S = Settings(mode="ci", cache_dir=tmp_path / "cache")
+    S = Settings(mode="ci", cache_dir=tmp_path / "cache", voice="af_heart")
 
     with pytest.warns(UserWarning, match="0 items for training") as rec:
         data = prepare_dataset(StubKokoro(), root, S, report=report, progress=False, verbose=False)

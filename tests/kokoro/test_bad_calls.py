@@ -15,8 +15,9 @@ import torch
 
 from helpers.kokoro.forward import synthesize_ids
 from helpers.kokoro.g2p import G2PError, phonemize
-from helpers.kokoro.synth import VoicePackError, as_pack, predict_prosody, read_voice_pack, synthesize
+from helpers.kokoro.synth import as_pack, predict_prosody, synthesize
 from helpers.kokoro.textscreen import screen_text
+from helpers.kokoro.voices import VoiceError, read_pack_file
 
 PACK = torch.randn(510, 1, 256, generator=torch.Generator().manual_seed(0)) * 0.1
 
@@ -79,19 +80,19 @@ def test_voice_pack_files_and_shapes_are_checked(kokoro_small_random, tmp_path):
     assert torch.equal(as_pack(kokoro_small_random, tmp_path / "pack.npy"), PACK)
 
     torch.save(torch.zeros(510, 128), tmp_path / "half.pt")
-    with pytest.raises(VoicePackError, match=r"half\.pt: expected shape \[N, 1, 256\].*\[510, 128\]"):
-        read_voice_pack(tmp_path / "half.pt")
+    with pytest.raises(VoiceError, match=r"half\.pt: expected a float32 voice pack \[510, 1, 256\].*\[510, 128\]"):
+        read_pack_file(tmp_path / "half.pt")
     (tmp_path / "cut.pt").write_bytes(good.read_bytes()[:200])
-    with pytest.raises(VoicePackError, match=r"cut\.pt: not a readable voice pack"):
-        read_voice_pack(tmp_path / "cut.pt")
+    with pytest.raises(VoiceError, match=r"cut\.pt: not a readable voice pack"):
+        read_pack_file(tmp_path / "cut.pt")
     marker = tmp_path / "ran"
     torch.save({"pack": _Payload(marker)}, tmp_path / "evil.pt")
-    with pytest.raises(VoicePackError, match=r"evil\.pt: not a readable voice pack"):
-        read_voice_pack(tmp_path / "evil.pt")
+    with pytest.raises(VoiceError, match=r"evil\.pt: not a readable voice pack"):
+        read_pack_file(tmp_path / "evil.pt")
     assert not marker.exists()  # read weights-only: the payload never ran
     with pytest.raises(FileNotFoundError, match="voice pack file not found"):
         as_pack(kokoro_small_random, str(tmp_path / "missing.pt"))
-    with pytest.raises(VoicePackError, match=r"\[3, 7\]"):
+    with pytest.raises(VoiceError, match=r"\[3, 7\]"):
         as_pack(kokoro_small_random, torch.zeros(3, 7))
 
 
