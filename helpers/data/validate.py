@@ -237,9 +237,10 @@ def _check_text(item: Item, phonemize: Callable[[str], str], st: ValidationSetti
         problems.append(("empty_text", f"{name}: empty transcript{extra}"))
         return None
     screen = screen_text(text)  # before G2P: spelled-out emoji names must never pass as words
+    for i, p in enumerate(screen.problems):
+        said = f"transcript {text[:60]!r}: " if i == 0 else ""
+        problems.append((p.code, f"{name}: {said}{PROBLEMS[p.code]} ({p})"))
     if screen.problems:
-        for p in screen.problems:
-            problems.append((p.code, f"{name}: transcript {text[:60]!r}: {PROBLEMS[p.code]} ({p})"))
         return None
     if not any(unicodedata.category(ch).startswith("P") for ch in text):  # benchmarks/bench_wordcheck.py
         row.notes += ("no_punctuation: the transcript has none; keep the original punctuation if you can",)

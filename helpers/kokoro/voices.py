@@ -118,7 +118,8 @@ def read_pack_file(path: str | Path) -> torch.Tensor:
         else:
             pack = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
-        raise VoiceError(f"{path}: not a readable voice pack ({type(e).__name__}: {e})") from e
+        why = (str(e).strip().splitlines() or ["empty file"])[0][:160]
+        raise VoiceError(f"{path}: not a readable voice pack ({type(e).__name__}: {why})") from e
     return float_pack(pack, str(path))
 
 

@@ -98,6 +98,16 @@ def _free_name(path: Path) -> Path:
     return candidate
 
 
+def _why(e: Exception) -> str:
+    """One line on why a checkpoint could not be read (torch's weights-only refusal, shortened)."""
+    text = str(e)
+    found = re.search(r"Unsupported global: GLOBAL (\S+)", text)
+    if isinstance(e, pickle.UnpicklingError) and found:
+        return f"UnpicklingError: it holds a Python object ({found.group(1)}), not only tensors: refused, nothing run"
+    first = text.strip().splitlines()[0][:200] if text.strip() else "empty or truncated file"
+    return f"{type(e).__name__}: {first}"
+
+
 class CheckpointManager:
     """Save/restore training state in `directory`, keeping the last `keep_last` and the best one."""
 
@@ -190,7 +200,7 @@ class CheckpointManager:
             try:
                 state = self._read(path)
             except Exception as e:
-                failures.append((path, f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"))
+                failures.append((path, _why(e)))
                 continue
             for bad, why in failures:
                 moved = self._move_corrupt(bad)
