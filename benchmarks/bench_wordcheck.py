@@ -52,6 +52,7 @@ def main(argv=None) -> pd.DataFrame:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", default=str(REPO_ROOT / "data" / "librivox"))
     ap.add_argument("--voice", default="auto", help="a voice name, or a voice pack file")
+    ap.add_argument("--variants", default="exact,stripped", help="comma-separated: exact, stripped")
     args = ap.parse_args(argv)
     torch.set_num_threads(2)
     kokoro = load_kokoro("offline-int8", verbose=False)
@@ -62,7 +63,9 @@ def main(argv=None) -> pd.DataFrame:
     rows, t0 = [], time.perf_counter()
     for item in read_ljspeech(args.data):
         y = fit_to_grid(load_audio(item.wav_path).samples)  # (600 F,)
-        for variant, text in (("exact", item.tts_text), ("stripped", strip_punctuation(item.tts_text))):
+        texts = {"exact": item.tts_text, "stripped": strip_punctuation(item.tts_text)}
+        for variant in args.variants.split(","):
+            text = texts[variant]
             ps = phonemize(text)
             al = align_durations(kokoro, ps, y, style(ps))
             wc = check_word_boundaries(text, ps, al.durations, y, CheckSettings(), silent=al.silent)
