@@ -9,7 +9,13 @@ from pathlib import Path
 
 import torch
 
-from helpers.transplant.adapters import FIXTURE_NOTE, adapter_info, list_adapters, make_fixture_adapter  # noqa: F401
+from helpers.transplant.adapters import (  # noqa: F401
+    FIXTURE_NOTE,
+    adapter_info,
+    adapter_paths,
+    list_adapters,
+    make_fixture_adapter,
+)
 
 MODELS = ("LSTM", "Mamba")
 
@@ -83,7 +89,7 @@ def mamba_twin(kokoro, adapter: str | Path):
     cfg = load_adapter(twin, adapter)
     twin.eval()
     note = (
-        f"{kokoro.note} + Mamba DurationEncoder ({cfg.design}) from adapter {Path(adapter).with_suffix('')}"
+        f"{kokoro.note} + Mamba DurationEncoder ({cfg.design}) from adapter {adapter_paths(adapter)[0].with_suffix('')}"
     )
     return dataclasses.replace(kokoro, model=twin, note=note)
 
@@ -98,7 +104,7 @@ def load_mamba_kokoro(
     kk = load_kokoro(source, device=device, verbose=False, **kwargs)
     cfg = load_adapter(kk.model, adapter)
     kk.model.eval()
-    note = f"{kk.note} + Mamba DurationEncoder ({cfg.design}) from adapter {Path(adapter).with_suffix('')}"
+    note = f"{kk.note} + Mamba DurationEncoder ({cfg.design}) from adapter {adapter_paths(adapter)[0].with_suffix('')}"
     return dataclasses.replace(kk, note=note)
 
 

@@ -171,7 +171,9 @@ def parameter_table(lstm_kokoro, mamba_kokoro, adapter: str | Path | None = None
     )
     file_mb = float("nan")
     if adapter is not None:
-        st = Path(adapter).with_suffix(".safetensors")
+        from helpers.transplant.adapters import adapter_paths
+
+        st = adapter_paths(adapter)[0]  # dots in the name are part of it
         file_mb = st.stat().st_size / 2**20 if st.exists() else float("nan")
     mb = lambda n_bytes: n_bytes / 2**20
     rows = [

@@ -39,7 +39,9 @@ Cache layout (``settings.cache_dir / "datasets" / <name>``, name = the data fold
 
 A re-run loads every item whose file carries the current settings hash and whose source (transcript,
 phonemes, wav size and mtime) is unchanged; anything else is recomputed. Changing a feature/DTW/check
-setting, the voice/style or the weights source changes the hash, so every item is recomputed.
+setting, the voice/style or the weights source changes the hash, so every item is recomputed. No item
+file is ever deleted (hours of DTW and pYIN): `limit` only selects what a run uses. With no item left
+for training, a warning says why, with counts by reason (`PreparedDataset.why_empty()`).
 
 The split is by a hash of the item id (`split_of`): an item's side never changes when items are added or
 removed. Exception: when no item falls on the validation side and there are at least two items, the one
@@ -54,6 +56,8 @@ import json
 import re
 import subprocess
 import time
+import warnings
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -88,7 +92,7 @@ class PrepareConfig:
     val_fraction: float = 0.1
     keep_suspect: bool = False  # True: suspect items stay in train/val (still flagged)
     store_audio: bool = True  # keep the clip's samples (int16) in the cache for waveform losses
-    limit: int | None = None  # only the first `limit` kept items (quick runs)
+    limit: int | None = None  # use only the first `limit` kept items (quick runs); the rest stay cached
 
 
 # ------------------------------------------------------------------------------------------------ split
@@ -211,6 +215,24 @@ class PreparedDataset:
                 }
             ]
         )
+
+    def why_empty(self) -> str:
+        """Why no item is left for training: how many were read, refused (by reason), failed, suspect."""
+        s = self.report.summary()
+        lines = [f"{len(self.train)} items for training, {len(self.val)} for validation, of {s['items']} read:"]
+        if s["excluded"]:
+            reasons = ", ".join(f"{code} {n}" for code, n in s["excluded_by_reason"].items())
+            lines.append(f"  refused by validation: {s['excluded']} ({reasons}); see data.report.describe()")
+        if self.failed:
+            lines.append(f"  failed while computing targets: {len(self.failed)} ({self.failed[0]['reason'][:120]})")
+        if len(self.suspect):
+            flags = Counter(r["reason"].split(":", 1)[0][:60] for r in self.suspect.rows)
+            kept_out = "kept" if self.manifest.get("keep_suspect") else "kept out (keep_suspect=False)"
+            why = "; ".join(f"{k} x{n}" for k, n in flags.items())
+            lines.append(f"  suspect by the word check, {kept_out}: {len(self.suspect)} ({why}); see data.table()")
+        if self.manifest.get("limit"):
+            lines.append(f"  limit={self.manifest['limit']} items were used of {len(self.report.kept)} kept")
+        return "\n".join(lines)
 
     def table(self):
         """One row per prepared item: split, seconds, tokens, suspect flag and the word-check numbers
@@ -382,6 +404,7 @@ def prepare_dataset(
         "settings": record,
         "val_fraction": config.val_fraction,
         "keep_suspect": config.keep_suspect,
+        "limit": config.limit,
         "git_commit": _git_commit(),
         "weights_note": getattr(kokoro, "note", ""),
         "reference_voice": reference,
@@ -394,10 +417,6 @@ def prepare_dataset(
     tmp = manifest_path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(manifest, indent=1, ensure_ascii=False))
     tmp.replace(manifest_path)
-    keep_files = {cache / r["file"] for r in rows}
-    for stale in (cache / "items").glob("*.npz"):  # items no longer in the dataset, or older settings
-        if stale not in keep_files:
-            stale.unlink()
     data = PreparedDataset(
         train=TargetsList(cache, [r for r in usable if r["split"] == "train"], "train"),
         val=TargetsList(cache, [r for r in usable if r["split"] == "val"], "val"),
@@ -414,6 +433,8 @@ def prepare_dataset(
             f"{seconds:.1f} s; train {len(data.train)}, val {len(data.val)}, suspect {len(data.suspect)}, "
             f"failed {len(failed)}; cache: {cache}"
         )
+    if not data.train:
+        warnings.warn(data.why_empty(), stacklevel=2)
     return data
 
 

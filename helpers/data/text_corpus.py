@@ -131,7 +131,7 @@ def prepare_text_corpus(
         for i, text in enumerate(tqdm(sentences, desc="corpus G2P", disable=not progress)):
             sid = f"s{i:05d}"
             try:
-                ps = phonemize(text)
+                ps = phonemize(text, strict=True)  # not English (emoji, other scripts): refused
                 ids = np.asarray(phonemes_to_ids(ps, strict=False), dtype=np.int64)
             except G2PError as exc:
                 corpus.failed.append({"id": sid, "text": text, "reason": str(exc)})

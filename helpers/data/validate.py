@@ -1,4 +1,9 @@
 """The validation report: every item checked (audio, text, length), each refusal with a code, the value and the limit.
+
+Every item gets a row, whatever went wrong: rows the reader could not read (`malformed_row`,
+`bad_encoding`), audio problems, and transcripts that are not English speech. The text is screened
+*before* G2P (`helpers.kokoro.textscreen`: emoji, control characters, other scripts, no Latin letter),
+and such items are refused; synthesis instead strips those characters with a warning.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from tqdm.auto import tqdm
 from helpers.data.audio import AudioReadError, read_audio, to_mono
 from helpers.data.readers import _NOT_PHONES, Item
 from helpers.grid import SAMPLE_RATE
+from helpers.kokoro.textscreen import PROBLEMS, screen_text
 
 # ------------------------------------------------------------------------------------------ validation
 
@@ -39,6 +45,8 @@ class ValidationSettings:
 
 # reason code -> what it means; the order is the priority used to pick an item's main reason
 REASONS: dict[str, str] = {
+    "malformed_row": "the metadata line is not 'id|text[|normalized]' (file:line in the message)",
+    "bad_encoding": "the transcript is neither UTF-8 nor UTF-16 with a BOM (file:line in the message)",
     "missing_wav": "the wav file does not exist",
     "unreadable_wav": "the file exists but cannot be decoded as audio",
     "empty_audio": "the file holds no samples",
@@ -48,6 +56,7 @@ REASONS: dict[str, str] = {
     "too_short": "clip shorter than min_duration_s",
     "too_long": "clip longer than max_duration_s",
     "empty_text": "the transcript is empty",
+    **PROBLEMS,  # emoji, control_chars, other_script, no_latin_letters: checked on the text before G2P
     "no_phonemes": "the phonemizer found nothing to say",
     "phonemize_failed": "the phonemizer raised an error",
     "too_many_phonemes": "more phonemes than Kokoro reads (max_phonemes)",
@@ -59,6 +68,7 @@ NOTES: dict[str, str] = {
     "resampled": "other sample rate: resampled to 24 kHz on load",
     "down_mixed": "several channels: averaged to mono on load",
     "no_transcript": "the reader found no transcript file for this wav",
+    "no_punctuation": "no punctuation: Kokoro times speech by it, so DTW targets are less reliable",
 }
 
 
@@ -226,6 +236,14 @@ def _check_text(item: Item, phonemize: Callable[[str], str], st: ValidationSetti
         extra = f" ({'; '.join(item.notes)})" if item.notes else ""
         problems.append(("empty_text", f"{name}: empty transcript{extra}"))
         return None
+    screen = screen_text(text)  # before G2P: spelled-out emoji names must never pass as words
+    for i, p in enumerate(screen.problems):
+        said = f"transcript {text[:60]!r}: " if i == 0 else ""
+        problems.append((p.code, f"{name}: {said}{PROBLEMS[p.code]} ({p})"))
+    if screen.problems:
+        return None
+    if not any(unicodedata.category(ch).startswith("P") for ch in text):  # benchmarks/bench_wordcheck.py
+        row.notes += ("no_punctuation: the transcript has none; keep the original punctuation if you can",)
     try:
         phonemes = phonemize(text)
     except ValueError as exc:  # helpers.kokoro.g2p.G2PError is a ValueError: nothing pronounceable
@@ -255,6 +273,8 @@ def validate_item(
     """Check one item. Returns its row and, when kept, a copy with phonemes, duration and notes filled."""
     st = settings or ValidationSettings()
     row = ValidationRow(item.id, str(item.wav_path), item.text, kept=False, notes=tuple(item.notes))
+    if item.problem is not None:  # the reader could not read this row or file: nothing else to check
+        return _finish(item, row, [item.problem], None)
     problems: list[tuple[str, str]] = []
     audio = _check_audio(item, st, row, problems)
     phonemes = _check_text(item, phonemize, st, row, problems)

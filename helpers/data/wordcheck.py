@@ -61,9 +61,13 @@ class WordCheck:
 
 
 
+PUNCTUATION = NON_SPEECH - set(" ˈˌː")  # marks with no sound of their own: commas, dashes, quotes...
+
+
 def _word_units(text: str, phonemes: str):
-    """Per misaki word token: (dictionary words, first token index, last token index); None if the phoneme
-    string cannot be matched to misaki's tokens (then the check is skipped)."""
+    """Per misaki word token: (dictionary words, first token, last token, span start, span end) as token
+    indices; the span also covers the punctuation marks right before and after the word. None if the
+    phoneme string cannot be matched to misaki's tokens (then the check is skipped)."""
     from helpers.kokoro.g2p import english_g2p
 
     _, tokens = english_g2p(False)(text)
@@ -85,7 +89,13 @@ def _word_units(text: str, phonemes: str):
         if not phone_pos or a < lead:
             continue
         words = re.findall(r"[a-z0-9']+", tok.text.lower())
-        units.append((words, int(tok_index[phone_pos[0]]), int(tok_index[phone_pos[-1]])))
+        first, last = phone_pos[0], phone_pos[-1]
+        while first > 0 and full[first - 1] in PUNCTUATION and full[first - 1] in vocab:
+            first -= 1
+        while last + 1 < len(full) and full[last + 1] in PUNCTUATION and full[last + 1] in vocab:
+            last += 1
+        t0, t1 = int(tok_index[phone_pos[0]]), int(tok_index[phone_pos[-1]])
+        units.append((words, t0, t1, int(tok_index[first]), int(tok_index[last])))
     return units
 
 
@@ -102,7 +112,9 @@ def check_word_boundaries(
     Both sets of edges are compared after removing a constant offset (the median difference, separately
     for word starts and ends: pocketsphinx starts words early). An edge counts against us only for the
     *speech* between the two positions: pocketsphinx often lets a word swallow the pause after it, and a
-    disagreement over which side of a pause an edge sits is no error. `silent` (2F,) are the recording's
+    disagreement over which side of a pause an edge sits is no error. Likewise for punctuation (which
+    pocketsphinx never sees, and which has no sound of its own): an edge anywhere within the marks next to
+    a word ("man," or "more—") counts as that word's edge. `silent` (2F,) are the recording's
     silent frames (computed with the default DTWSettings when not given). Suspect: more than
     `max_junction_error_ms` of speech at any edge, or an offset beyond `max_offset_ms`.
 
@@ -119,13 +131,13 @@ def check_word_boundaries(
     if units is None:
         return WordCheck(False, reason="phonemes do not match the G2P tokens of the text")
     dec = decoder(align=True)
-    oov = sorted({w for ws, _, _ in units for w in ws if dec.lookup_word(w) is None})
-    if oov or any(not ws for ws, _, _ in units):
+    oov = sorted({w for ws, *_ in units for w in ws if dec.lookup_word(w) is None})
+    if oov or any(not ws for ws, *_ in units):
         return WordCheck(
             False, reason=f"not in pocketsphinx's dictionary: {', '.join(oov) or '(no letters)'}"
         )
     pcm = to_pcm16(audio, SAMPLE_RATE)
-    words = [w for ws, _, _ in units for w in ws]
+    words = [w for ws, *_ in units for w in ws]
     try:
         dec.set_align_text(" ".join(words))
         dec.start_utt()
@@ -139,7 +151,8 @@ def check_word_boundaries(
         return WordCheck(True, True, "pocketsphinx cannot align the transcript to the audio (wrong text?)")
     edges = np.concatenate([[0], np.cumsum(durations)]) * FRAME_MS  # (T + 1,) ms
     rows, k = [], 0
-    for ws, t0, t1 in units:
+    spans = []  # per word: the instants its start and end may take (either side of adjacent punctuation)
+    for ws, t0, t1, s0, s1 in units:
         first, last = segs[k], segs[k + len(ws) - 1]
         k += len(ws)
         rows.append(
@@ -151,6 +164,7 @@ def check_word_boundaries(
                 "ps_end_ms": (last[2] + 1) * 10.0,
             }
         )
+        spans.append(((float(edges[s0]), float(edges[t0])), (float(edges[t1 + 1]), float(edges[s1 + 1]))))
     ds = np.array([r["ours_start_ms"] - r["ps_start_ms"] for r in rows])
     de = np.array([r["ours_end_ms"] - r["ps_end_ms"] for r in rows])
     off_s, off_e = float(np.median(ds)), float(np.median(de))
@@ -163,11 +177,17 @@ def check_word_boundaries(
         ia, ib = (int(np.clip(round(x / F0_FRAME_MS), 0, len(silent))) for x in sorted((a_ms, b_ms)))
         return float(speech_ms[ib] - speech_ms[ia])
 
+    def speech_to_span(span: tuple[float, float], x_ms: float) -> float:
+        """Speech between `x_ms` and the nearest instant of `span`: 0 inside it. A punctuation mark has no
+        sound of its own, so an edge on either side of it is the same word edge."""
+        lo, hi = span
+        return 0.0 if lo <= x_ms <= hi else min(speech_between(lo, x_ms), speech_between(hi, x_ms))
+
     errs = []
-    for r, a, b in zip(rows, ds, de):
+    for r, a, b, (start_span, end_span) in zip(rows, ds, de, spans):
         r["start_error_ms"], r["end_error_ms"] = round(float(a - off_s), 1), round(float(b - off_e), 1)
-        r["start_speech_ms"] = speech_between(r["ours_start_ms"], r["ps_start_ms"] + off_s)
-        r["end_speech_ms"] = speech_between(r["ours_end_ms"], r["ps_end_ms"] + off_e)
+        r["start_speech_ms"] = speech_to_span(start_span, r["ps_start_ms"] + off_s)
+        r["end_speech_ms"] = speech_to_span(end_span, r["ps_end_ms"] + off_e)
         errs.append((r["start_speech_ms"], r["word"], "start"))
         errs.append((r["end_speech_ms"], r["word"], "end"))
     err = np.abs(np.concatenate([ds - off_s, de - off_e]))

@@ -4,6 +4,7 @@
     checkpoint  the official {component: state_dict} format: fetched from the hub, checked key by key
     loading     `load_kokoro(source)`: hub / offline-int8 / random
     voices      the voice packs: English ones shipped in data/voices/ (default af_heart), Japanese, hub
+    textscreen  is it English? emoji, control characters, other scripts: checked before G2P
     g2p         English text -> phonemes -> token ids, fully offline
     forward     THE step-by-step path (ALBERT -> DurationEncoder -> durations -> F0/N -> decoder)
     synth       text -> `Synthesis` (audio, durations, F0, energy) and `predict_prosody`, on `forward`

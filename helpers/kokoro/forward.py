@@ -134,11 +134,28 @@ def predict_durations(
     model: nn.Module, ids: torch.Tensor, ref_s: torch.Tensor, speed: float = 1.0, encoder: nn.Module | None = None
 ):
     """The text side for one utterance: ids (1, T), ref_s (1, 256) -> (d (1,T,640), logits (1,T,50), dur (T,))."""
+    speed = check_speed(speed)
     lengths, pad = _single(ids)
     d_en = upstream_features(model, ids, pad)  # (1, 512, T)
     d = encode(model, d_en, ref_s[:, STYLE_DIM:], lengths, pad, encoder)  # (1, T, 640)
     logits = duration_logits(model, d, lengths)  # (1, T, 50)
     return d, logits, durations_from_logits(logits, speed)[0]
+
+
+MAX_SPEED = 4.0
+
+
+def check_speed(speed) -> float:
+    """`speed` as a float, or a ValueError: Kokoro divides durations by it, so it must be in (0, MAX_SPEED]."""
+    try:
+        value = float(speed)
+    except (TypeError, ValueError):
+        raise ValueError(f"speed must be a number in (0, {MAX_SPEED:g}], got {speed!r}") from None
+    if not 0.0 < value <= MAX_SPEED:  # also refuses NaN
+        raise ValueError(
+            f"speed must satisfy 0 < speed <= {MAX_SPEED:g} (1 = Kokoro's pace, 2 = twice as fast), got {speed!r}"
+        )
+    return value
 
 
 def check_durations(durations, n_tokens: int, device) -> torch.Tensor:
@@ -162,8 +179,10 @@ def synthesize_ids(
 ) -> dict[str, torch.Tensor]:
     """The whole path for one utterance; `durations` (T,) overrides the predicted ones (teacher forcing).
 
-    `decoder=False` stops after F0/N (the prosody only: much cheaper, no audio).
+    `decoder=False` stops after F0/N (the prosody only: much cheaper, no audio). `speed` must satisfy
+    0 < speed <= 4 (`check_speed`).
     """
+    speed = check_speed(speed)
     device = next(model.parameters()).device
     ids = torch.as_tensor(ids, dtype=torch.long, device=device).reshape(1, -1)  # (1, T)
     ref_s = ref_s.to(device).reshape(1, -1)  # (1, 256)

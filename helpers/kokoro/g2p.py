@@ -16,7 +16,10 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import warnings
 from collections.abc import Iterator
+
+from helpers.kokoro.textscreen import screen_text
 
 MAX_PHONEMES = 510
 NON_SPEECH = set(';:,.!?—…"()“” ˈˌː')  # punctuation, space and stress marks: no sound of their own
@@ -68,10 +71,27 @@ def english_g2p(british: bool = False):
         return en.G2P(trf=False, british=british, fallback=espeak.EspeakFallback(british=british), unk="")
 
 
-def phonemize(text: str, british: bool = False) -> str:
-    """English text -> Kokoro phoneme string. Raises G2PError on empty or unpronounceable text."""
+def phonemize(text: str, british: bool = False, strict: bool = False) -> str:
+    """English text -> Kokoro phoneme string. Raises G2PError on empty or unpronounceable text.
+
+    The text is screened first (`helpers.kokoro.textscreen`): emoji, control characters and letters of
+    other scripts are removed with a warning (strict=False, for synthesis) or refused with G2PError
+    (strict=True, for data). Text with no Latin letter or digit is always refused.
+    """
     if text is None or not text.strip():
         raise G2PError("empty text: nothing to say")
+    screen = screen_text(text)
+    if "no_latin_letters" in screen.codes:
+        raise G2PError(f"text has no pronounceable symbols ({screen.describe()}): {text[:60]!r}")
+    if screen.problems and strict:
+        raise G2PError(f"text is not English speech ({screen.describe()}): {text[:60]!r}")
+    if screen.problems:
+        warnings.warn(
+            f"removed before G2P ({screen.describe()}): the English G2P would have spoken them; "
+            f"saying {screen.cleaned[:60]!r}",
+            stacklevel=2,
+        )
+        text = screen.cleaned
     phonemes, _tokens = english_g2p(british)(text)
     phonemes = phonemes.strip()
     if not any(p not in NON_SPEECH for p in phonemes):

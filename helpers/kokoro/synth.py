@@ -6,19 +6,26 @@
 Both run `helpers.kokoro.forward`, the one forward path, for one utterance (B = 1); pass `durations` to
 force them (to compare two models frame for frame). The decoder's noise is seeded by `seed` without
 touching the global RNG.
+
+Bad requests fail early and say why: text that is not English is screened *before* G2P (emoji, control
+characters and other scripts are stripped with a warning; nothing English left is a G2PError), `speed`
+outside (0, 4] is a ValueError, and a voice pack of the wrong shape (or an unreadable pack file) is a
+VoiceError naming it (`helpers.kokoro.voices`).
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from helpers.grid import SAMPLE_RATE
-from helpers.kokoro.forward import style_for, synthesize_ids
+from helpers.kokoro.forward import check_speed, style_for, synthesize_ids
 from helpers.kokoro.g2p import G2PError, phonemes_to_ids, phonemize
+from helpers.kokoro.voices import PACK_FILE_SUFFIXES, float_pack, read_pack_file
 
 
 @dataclass
@@ -44,14 +51,16 @@ class Synthesis:
 
 
 def as_pack(kokoro, voice) -> torch.Tensor:
-    """A voice pack [510, 1, 256] from a name, a pack, or one style vector (256,) / (1, 256)."""
+    """A voice pack [510, 1, 256] from a name, a pack, a pack file (see `read_pack_file`), or one style (256,)."""
     if isinstance(voice, np.ndarray):
         voice = torch.from_numpy(voice)
     if isinstance(voice, torch.Tensor):
         v = voice.float()
         if v.numel() == 256:  # one ref_s: every row the same, so style_for picks it whatever the length
             return v.reshape(1, 1, 256).expand(510, 1, 256)
-        return v
+        return float_pack(v)
+    if isinstance(voice, Path) or (isinstance(voice, str) and voice.endswith(PACK_FILE_SUFFIXES)):
+        return read_pack_file(voice)
     return kokoro.voice(voice)
 
 
@@ -65,7 +74,13 @@ def synthesize(
     seed: int | None = 0,
     durations: np.ndarray | torch.Tensor | None = None,
 ) -> Synthesis:
-    """Text (or phonemes) -> Synthesis. `kokoro` is a LoadedKokoro (or a bare KModel with `voice` a pack)."""
+    """Text (or phonemes) -> Synthesis. `kokoro` is a LoadedKokoro (or a bare KModel with `voice` a pack).
+
+    Text is screened before G2P: emoji, control characters and other scripts are removed with a warning
+    (`helpers.kokoro.textscreen`); text with nothing English left raises G2PError. `speed` must satisfy
+    0 < speed <= 4 (ValueError otherwise).
+    """
+    speed = check_speed(speed)
     if phonemes is None:
         if text is None:
             raise G2PError("give text or phonemes")
@@ -93,8 +108,9 @@ def predict_prosody(kokoro, phonemes: str, voice=None, speed: float = 1.0, durat
 
     With `durations` (T,) given, F0 and energy follow that alignment (teacher-forced), so two models'
     curves share one time grid. The same path as `synthesize`, stopped before the decoder (which dominates
-    the cost).
+    the cost). `speed` must satisfy 0 < speed <= 4.
     """
+    speed = check_speed(speed)
     model = getattr(kokoro, "model", kokoro)
     ids = phonemes_to_ids(phonemes, strict=False)
     ref_s = style_for(as_pack(kokoro, voice), len(phonemes))

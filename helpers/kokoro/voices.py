@@ -17,6 +17,7 @@ Where the packs come from (every one but the hub-only packs works offline):
 The default voice is ``af_heart`` (Kokoro's own default), with every weights source.
 
     load_voice(name, source="offline-int8") -> torch.Tensor [510, 1, 256]
+    read_pack_file(path) -> a pack from a file you name (.safetensors, .pt/.pth read weights-only, .npy)
     available_voices(source) -> tuple of names, default first
     resolve_voice(name) -> the name, with None / "auto" meaning DEFAULT_VOICE
 
@@ -85,6 +86,41 @@ def _checked(pack: torch.Tensor, where: str) -> torch.Tensor:
         raise VoiceError(f"{where}: expected a float32 voice pack {list(PACK_SHAPE)}, got "
                          f"{pack.dtype} {list(pack.shape)}")  # fmt: skip
     return pack
+
+
+def float_pack(pack, where: str = "voice pack") -> torch.Tensor:
+    """`pack` as a float32 tensor [510, 1, 256] with finite values, or a VoiceError naming `where`."""
+    if not isinstance(pack, torch.Tensor):
+        raise VoiceError(f"{where}: holds {type(pack).__name__}, not a voice pack tensor {list(PACK_SHAPE)}")
+    pack = _checked(pack.float() if pack.is_floating_point() else pack, where)
+    if not torch.isfinite(pack).all():
+        raise VoiceError(f"{where}: the voice pack holds NaN or infinite values")
+    return pack
+
+
+PACK_FILE_SUFFIXES = (".safetensors", ".pt", ".pth", ".npy")
+
+
+def read_pack_file(path: str | Path) -> torch.Tensor:
+    """A voice pack from a file you name: .safetensors (the tensor "pack", or its only tensor), .pt/.pth
+    (torch.save'd, read weights-only: no pickled code runs) or .npy. Every error names the file."""
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"voice pack file not found: {path}")
+    try:
+        if path.suffix == ".safetensors":
+            tensors = load_file(str(path))
+            pack = tensors.get(PACK_KEY, next(iter(tensors.values())) if len(tensors) == 1 else tensors)
+        elif path.suffix == ".npy":
+            pack = torch.from_numpy(np.load(path, allow_pickle=False))
+        else:
+            pack = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        why = (str(e).strip().splitlines() or ["empty file"])[0][:160]
+        raise VoiceError(f"{path}: not a readable voice pack ({type(e).__name__}: {why})") from e
+    return float_pack(pack, str(path))
 
 
 def english_pack(name: str, folder: Path = VOICES_DIR) -> torch.Tensor:

@@ -124,7 +124,7 @@ class Trainer:
         self.step, self.epoch, self.batch_in_epoch = 0, 0, 0
         self.bad_steps, self.best = 0, None
         self.history: list[dict] = []
-        self._upstream: dict[str, torch.Tensor] = {}  # item id -> (512, T) cached frozen features
+        self._upstream: dict[bytes, torch.Tensor] = {}  # token ids -> (512, T) frozen features (style-free)
         self.log = RunLog(self.out)
 
     # ---- modes -------------------------------------------------------------------------------------
@@ -158,17 +158,18 @@ class Trainer:
         batch.d_en = self._cached_upstream(batch)
         return batch
 
-    def _cached_upstream(self, batch: Batch) -> torch.Tensor:
-        missing = [b for b, it in enumerate(batch.items) if it.id not in self._upstream]
+    def _cached_upstream(self, batch: Batch) -> torch.Tensor:  # keyed by content: corpora may reuse ids
+        keys = [np.asarray(it.token_ids, dtype=np.int64).tobytes() for it in batch.items]
+        missing = [b for b, k in enumerate(keys) if k not in self._upstream]
         if missing:
             feats = upstream_features(self.model, batch.ids[missing], batch.pad[missing])  # (M, 512, T)
             for j, b in enumerate(missing):
                 n = int(batch.lengths[b])
-                self._upstream[batch.items[b].id] = feats[j, :, :n].cpu()
+                self._upstream[keys[b]] = feats[j, :, :n].cpu()
         T = batch.ids.shape[1]
         d_en = torch.zeros(len(batch.items), 512, T)
-        for b, it in enumerate(batch.items):
-            f = self._upstream[it.id]
+        for b, k in enumerate(keys):
+            f = self._upstream[k]
             d_en[b, :, : f.shape[1]] = f
         return d_en.to(self.device)
 
@@ -212,8 +213,9 @@ class Trainer:
             n_terms.append(L.energy_loss(n_s, n_t))
             if cfg.stage == "finetune" and b < cfg.mel_items:
                 mel_terms.append(self._mel_term(batch, b, f0_s, n_s, dur[b, :n]))
-        terms["f0"] = torch.stack(f0_terms).mean()
-        terms["energy"] = torch.stack(n_terms).mean()
+        if f0_terms:  # prosody_items=0: no F0/N passes (and so no mel term either)
+            terms["f0"] = torch.stack(f0_terms).mean()
+            terms["energy"] = torch.stack(n_terms).mean()
         if mel_terms:
             terms["mel"] = torch.stack(mel_terms).mean()
         weights = {
@@ -319,8 +321,11 @@ class Trainer:
             return None
         return self.ckpt.save({**self.state_dict(), "rng_by_rank": rngs}, self.step, is_best=is_best)
 
-    def resume(self) -> bool:
-        """Continue from the newest readable checkpoint in out_dir (True when one was found)."""
+    def resume(self, fresh: bool = False) -> bool:
+        """Continue from the newest readable checkpoint in out_dir (True when one was found); CheckpointError
+        when none is readable. fresh=True starts over: checkpoints are moved aside (never deleted)."""
+        if fresh:
+            return self.ckpt.start_over()
         found = self.ckpt.load_latest()
         if found is None:
             return False
@@ -437,8 +442,8 @@ class Trainer:
         bar.close()
         return self.history
 
-    def save_adapter(self, name: str = "adapter", extra: dict | None = None) -> Path | None:
-        """The trained blocks as an adapter (helpers.transplant.adapters); rank 0 writes, other ranks get None."""
+    def save_adapter(self, name: str = "adapter", extra: dict | None = None, overwrite: bool = True) -> Path | None:
+        """Save the student as out_dir/<name> (replaced unless overwrite=False); rank 0 writes, others get None."""
         if rank_and_world()[0] != 0:
             return None
         meta = {
@@ -450,6 +455,6 @@ class Trainer:
         }
         if self.history:
             meta["last"] = {k: v for k, v in self.history[-1].items() if isinstance(v, (int, float))}
-        st, _ = save_adapter(self.model, self.out / name, meta)
+        st, _ = save_adapter(self.model, self.out / name, meta, overwrite=overwrite)
         return st
 

@@ -5,12 +5,19 @@
     adapter_info(path) / describe_adapter(path)    # provenance without loading the model
     list_adapters(runs_dir) / find_adapter(...)    # the newest adapter under a folder
 
-An adapter is small (~10-30 MB in fp32) and re-applies onto any freshly loaded Kokoro-82M. Loading one
-made for another design or size fails with a clear error.
+An adapter is small (~10-30 MB in fp32) and re-applies onto any freshly loaded Kokoro-82M.
+
+Names are used as given: "stage1.lr1e-3" is `stage1.lr1e-3.safetensors` + `stage1.lr1e-3.json` (a
+trailing ".safetensors" or ".json" is accepted and dropped). Saving never replaces an existing adapter
+unless `overwrite=True`. Loading checks everything (files, JSON, format version, surgery config, tensor
+names and shapes) *before* the model is touched, so a refused adapter leaves the model as it was. Every
+error names the file: `AdapterFormatError` for a file that cannot be read, `AdapterMismatchError` for
+an adapter that does not fit.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,6 +42,19 @@ FIXTURE_NOTE = "untrained fixture: random-init Mamba blocks, pretrained AdaLayer
 class AdapterMismatchError(ValueError):
     """An adapter that does not fit the model it is loaded into."""
 
+
+class AdapterFormatError(ValueError):
+    """An adapter file that cannot be read (damaged, empty, not JSON, another program's, a newer version)."""
+
+
+def adapter_paths(path: str | Path) -> tuple[Path, Path]:
+    """(<name>.safetensors, <name>.json) for an adapter name; dots in the name are kept as they are."""
+    path = Path(path)
+    if path.suffix in (".safetensors", ".json"):
+        path = path.with_suffix("")
+    return path.with_name(path.name + ".safetensors"), path.with_name(path.name + ".json")
+
+
 def adapter_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
     """The MambaDurationEncoder's full state (blocks, norms, projection): what the surgery added."""
     enc = model.get_submodule(DURATION_ENCODER_PATH)
@@ -43,18 +63,24 @@ def adapter_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu().contiguous() for k, v in enc.state_dict().items()}
 
 
-def save_adapter(model: nn.Module, path: str | Path, metadata: dict | None = None) -> tuple[Path, Path]:
-    """Write <path>.safetensors (tensors) and <path>.json (surgery config, shapes, metadata)."""
+def save_adapter(
+    model: nn.Module, path: str | Path, metadata: dict | None = None, overwrite: bool = False
+) -> tuple[Path, Path]:
+    """Write <path>.safetensors (tensors) and <path>.json (surgery config, shapes, metadata).
+
+    An existing adapter of that name raises FileExistsError unless `overwrite=True`.
+    """
     from safetensors.torch import save_file
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    st_path, js_path = adapter_paths(path)
+    existing = [f for f in (st_path, js_path) if f.exists()]
+    if existing and not overwrite:
+        raise FileExistsError(
+            f"adapter {existing[0]} already exists: choose another name, or pass overwrite=True to replace it"
+        )
+    st_path.parent.mkdir(parents=True, exist_ok=True)
     enc = model.get_submodule(DURATION_ENCODER_PATH)
     tensors = adapter_state_dict(model)
-    st_path, js_path = path.with_suffix(".safetensors"), path.with_suffix(".json")
-    tmp = st_path.with_suffix(".safetensors.tmp")
-    save_file(tensors, str(tmp))
-    tmp.replace(st_path)
     info = {
         "format": ADAPTER_FORMAT,
         "target": DURATION_ENCODER_PATH,
@@ -63,64 +89,73 @@ def save_adapter(model: nn.Module, path: str | Path, metadata: dict | None = Non
         "parameters": int(sum(v.numel() for v in tensors.values())),
         "metadata": metadata or {},
     }
-    js_path.write_text(json.dumps(info, indent=2))
+    tmp_st, tmp_js = st_path.with_name(st_path.name + ".tmp"), js_path.with_name(js_path.name + ".tmp")
+    save_file(tensors, str(tmp_st))
+    tmp_js.write_text(json.dumps(info, indent=2))
+    tmp_st.replace(st_path)  # both written before either is replaced
+    tmp_js.replace(js_path)
     return st_path, js_path
 
 
+def read_adapter_json(path: str | Path) -> dict:
+    """The adapter's JSON, checked: readable, a kokoro-mamba adapter, a format version this code reads."""
+    _, js_path = adapter_paths(path)
+    if not js_path.exists():
+        raise FileNotFoundError(f"adapter file missing: {js_path}")
+    try:
+        info = json.loads(js_path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise AdapterFormatError(f"{js_path}: not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})") from e
+    except (UnicodeDecodeError, OSError) as e:
+        raise AdapterFormatError(f"{js_path}: cannot be read ({type(e).__name__}: {e})") from e
+    fmt = info.get("format") if isinstance(info, dict) else None
+    if isinstance(fmt, str) and fmt.startswith("kokoro-mamba-adapter/") and fmt != ADAPTER_FORMAT:
+        raise AdapterFormatError(
+            f"{js_path}: adapter format {fmt!r} is from another version of this workbook (this one reads "
+            f"{ADAPTER_FORMAT!r}): update the workbook, or load it with the version that wrote it"
+        )
+    if fmt != ADAPTER_FORMAT:
+        raise AdapterMismatchError(f"{js_path} is not a kokoro-mamba adapter (format {fmt!r})")
+    return info
+
+
+def adapter_surgery(info: dict, js_path: Path) -> SurgeryConfig:
+    """The SurgeryConfig recorded in an adapter's JSON; keys this version does not know are named."""
+    sur = info.get("surgery")
+    if not isinstance(sur, dict):
+        raise AdapterFormatError(f"{js_path}: no 'surgery' section")
+    known = {f.name for f in dataclasses.fields(SurgeryConfig)}
+    unknown = sorted(set(sur) - known)
+    if unknown:
+        raise AdapterFormatError(
+            f"{js_path}: surgery settings {unknown} are unknown to this version of the workbook (a newer "
+            f"version wrote this adapter?); it knows {sorted(known)}"
+        )
+    try:
+        return SurgeryConfig(**sur)
+    except (TypeError, ValueError) as e:
+        raise AdapterFormatError(f"{js_path}: invalid surgery settings {sur}: {e}") from e
+
+
 def read_adapter(path: str | Path) -> tuple[dict, dict[str, torch.Tensor]]:
-    """(info, tensors) of an adapter, with clear errors for missing or foreign files."""
+    """(info, tensors) of an adapter, with clear errors (naming the file) for missing or foreign files."""
     from safetensors.torch import load_file
 
-    path = Path(path)
-    st_path, js_path = path.with_suffix(".safetensors"), path.with_suffix(".json")
+    st_path, js_path = adapter_paths(path)
     for f in (st_path, js_path):
         if not f.exists():
             raise FileNotFoundError(f"adapter file missing: {f}")
-    info = json.loads(js_path.read_text())
-    if info.get("format") != ADAPTER_FORMAT:
-        raise AdapterMismatchError(f"{js_path} is not a kokoro-mamba adapter (format {info.get('format')!r})")
-    return info, load_file(str(st_path))
+    info = read_adapter_json(path)
+    try:
+        tensors = load_file(str(st_path))
+    except Exception as e:  # SafetensorError (truncated, empty, not safetensors), OSError
+        raise AdapterFormatError(
+            f"{st_path}: not a readable safetensors file ({type(e).__name__}: {e}); damaged or incomplete copy?"
+        ) from e
+    return info, tensors
 
 
-def encoder_from_adapter(path: str | Path, device: str | torch.device = "cpu") -> nn.Module:
-    """The adapter's DurationEncoder as a standalone module (eval mode), without touching any model."""
-    info, tensors = read_adapter(path)
-    enc = MambaDurationEncoder(SurgeryConfig(**info["surgery"]))
-    enc.load_state_dict({k: v.float() for k, v in tensors.items()}, strict=True)
-    return enc.to(device).eval()
-
-
-def load_adapter(
-    model: nn.Module, path: str | Path, strict_config: SurgeryConfig | None = None
-) -> SurgeryConfig:
-    """Re-apply the adapter's surgery onto a freshly loaded Kokoro (or check an operated one) and load it.
-
-    `strict_config`: when given, the adapter must have been made with exactly this config.
-    """
-    info, tensors = read_adapter(path)
-    cfg = SurgeryConfig(**info["surgery"])
-    if strict_config is not None and strict_config.to_dict() != cfg.to_dict():
-        diff = {
-            k: (v, strict_config.to_dict()[k])
-            for k, v in cfg.to_dict().items()
-            if strict_config.to_dict()[k] != v
-        }
-        raise AdapterMismatchError(
-            f"adapter {path} was made with another surgery config: {diff} (adapter, expected)"
-        )
-    enc = model.get_submodule(DURATION_ENCODER_PATH)
-    if isinstance(enc, MambaDurationEncoder):
-        if enc.cfg.to_dict() != cfg.to_dict():
-            diff = {
-                k: (v, enc.cfg.to_dict()[k]) for k, v in cfg.to_dict().items() if enc.cfg.to_dict()[k] != v
-            }
-            raise AdapterMismatchError(
-                f"adapter {path} does not fit this model's DurationEncoder: {diff} (adapter, model)"
-            )
-    else:
-        replace_duration_encoder(model, cfg)
-        enc = model.get_submodule(DURATION_ENCODER_PATH)
-    expected = enc.state_dict()
+def _check_fits(path, expected: dict[str, torch.Tensor], tensors: dict[str, torch.Tensor]) -> None:
     wrong = {
         k: (tuple(tensors[k].shape), tuple(v.shape))
         for k, v in expected.items()
@@ -132,11 +167,52 @@ def load_adapter(
             f"adapter {path} does not match: wrong shapes {dict(list(wrong.items())[:4])}, "
             f"missing {missing[:4]}, unexpected {unexpected[:4]}"
         )
+
+
+def encoder_from_adapter(path: str | Path, device: str | torch.device = "cpu") -> nn.Module:
+    """The adapter's DurationEncoder as a standalone module (eval mode), without touching any model."""
+    info, tensors = read_adapter(path)
+    enc = MambaDurationEncoder(adapter_surgery(info, adapter_paths(path)[1]))
+    _check_fits(path, enc.state_dict(), tensors)
+    enc.load_state_dict({k: v.float() for k, v in tensors.items()}, strict=True)
+    return enc.to(device).eval()
+
+
+def _diff(a: dict, b: dict) -> dict:
+    return {k: (v, b.get(k)) for k, v in a.items() if b.get(k) != v}
+
+
+def load_adapter(
+    model: nn.Module, path: str | Path, strict_config: SurgeryConfig | None = None
+) -> SurgeryConfig:
+    """Re-apply the adapter's surgery onto a freshly loaded Kokoro (or check an operated one) and load it.
+
+    `strict_config`: when given, the adapter must have been made with exactly this config. Everything is
+    checked before the model changes: a refused adapter leaves `model` untouched.
+    """
+    info, tensors = read_adapter(path)
+    cfg = adapter_surgery(info, adapter_paths(path)[1])
+    if strict_config is not None and strict_config.to_dict() != cfg.to_dict():
+        raise AdapterMismatchError(
+            f"adapter {path} was made with another surgery config: "
+            f"{_diff(cfg.to_dict(), strict_config.to_dict())} (adapter, expected)"
+        )
+    enc = model.get_submodule(DURATION_ENCODER_PATH)
+    if isinstance(enc, MambaDurationEncoder):
+        if enc.cfg.to_dict() != cfg.to_dict():
+            raise AdapterMismatchError(
+                f"adapter {path} does not fit this model's DurationEncoder: "
+                f"{_diff(cfg.to_dict(), enc.cfg.to_dict())} (adapter, model)"
+            )
+        _check_fits(path, enc.state_dict(), tensors)
+    else:
+        with torch.device("meta"):  # shapes only: no memory, no draw from the global RNG
+            expected = MambaDurationEncoder(cfg).state_dict()
+        _check_fits(path, expected, tensors)  # before the surgery: a refused adapter changes nothing
+        replace_duration_encoder(model, cfg)
+        enc = model.get_submodule(DURATION_ENCODER_PATH)
     enc.load_state_dict(tensors, strict=True)
     return cfg
-
-
-
 
 
 # ------------------------------------------------------------------------------------------ adapters
@@ -144,13 +220,8 @@ def load_adapter(
 
 def adapter_info(path: str | Path) -> dict:
     """The adapter's JSON (surgery config, parameter count, metadata), plus its file paths and size."""
-    from helpers.transplant.adapters import ADAPTER_FORMAT
-
-    path = Path(path)
-    st_path, js_path = path.with_suffix(".safetensors"), path.with_suffix(".json")
-    info = json.loads(js_path.read_text())
-    if info.get("format") != ADAPTER_FORMAT:
-        raise ValueError(f"{js_path} is not a kokoro-mamba adapter (format {info.get('format')!r})")
+    st_path, _ = adapter_paths(path)
+    info = read_adapter_json(path)
     info["path"] = str(st_path.with_suffix(""))
     info["file_bytes"] = st_path.stat().st_size if st_path.exists() else None
     return info
@@ -190,8 +261,7 @@ def make_fixture_adapter(kokoro, path: str | Path, surgery=None, seed: int = 0) 
     The surgery is applied to `kokoro`'s model, saved with `save_adapter` and undone again, so `kokoro`
     comes back unchanged. Its metadata says ``fixture: true`` and how it was made.
     """
-    from helpers.transplant.adapters import save_adapter
-    from helpers.transplant.surgery import SurgeryConfig, replace_duration_encoder, restore
+    from helpers.transplant.surgery import restore
 
     model = getattr(kokoro, "model", kokoro)
     torch.manual_seed(seed)
@@ -205,7 +275,7 @@ def make_fixture_adapter(kokoro, path: str | Path, surgery=None, seed: int = 0) 
             "weights": getattr(kokoro, "source", "unknown"),
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
         }
-        st, _ = save_adapter(model, path, meta)
+        st, _ = save_adapter(model, path, meta, overwrite=True)  # the fixture is ours to remake
     finally:
         restore(model, report)
     return st.with_suffix("")

@@ -1,7 +1,8 @@
 """The A/B comparison on small random Kokoros: equal-length analyses, repeatability, evaluation, files.
 
 Random models cannot speak, but every property tested here is about plumbing (grids, seeds, files), not
-about quality. `speed=12` keeps their (random, ~25 frames per token) durations short, so the tests are fast.
+about quality. `speed=12` keeps their (random, ~25 frames per token) durations short, so the tests are fast;
+users are held to speed <= 4 (helpers.kokoro.forward.MAX_SPEED), which these tests lift.
 """
 
 from __future__ import annotations
@@ -18,6 +19,13 @@ from helpers.transplant.surgery import MambaDurationEncoder, SurgeryConfig, repl
 PHONEMES = "həlˈO."
 SMALL = SurgeryConfig(d_state=4, expand=1)  # small blocks: same contract, faster
 FAST = dict(speed=12.0, seed=3)
+
+
+@pytest.fixture(autouse=True)
+def fast_random_models(monkeypatch):
+    import helpers.kokoro.forward as forward
+
+    monkeypatch.setattr(forward, "MAX_SPEED", FAST["speed"])
 
 
 @pytest.fixture

@@ -91,7 +91,7 @@ EXPECTED = {
     "short": "too_short",
     "long": "too_long",
     "notext": "empty_text",
-    "nophones": "no_phonemes",
+    "nophones": "no_latin_letters",  # screened before G2P
     "overlimit": "too_many_phonemes",
     "fast": "implausible_rate",
     "slow": "implausible_rate",
@@ -186,8 +186,8 @@ def test_ljspeech_reader(tmp_path):
     assert items[2].text == "" and items[0].wav_path == tmp_path / "wavs" / "LJ001.wav"
     assert [it.id for it in read_dataset(tmp_path)] == ["LJ001", "LJ002", "LJ003"]
     (tmp_path / "metadata.csv").write_text("LJ001|ok\nno pipe here\n")
-    with pytest.raises(ValueError, match="metadata.csv:2"):
-        read_ljspeech(tmp_path)
+    ok, bad = read_ljspeech(tmp_path)  # the malformed row becomes a refused item; the rest is read
+    assert ok.problem is None and bad.problem[0] == "malformed_row" and "metadata.csv:2" in bad.problem[1]
 
 
 def test_wav_txt_reader(tmp_path):
