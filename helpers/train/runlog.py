@@ -1,4 +1,5 @@
-"""The run's log: one CSV row per logged step (metrics.csv), TensorBoard when it is installed.
+"""What a run leaves behind: one CSV row per logged step (metrics.csv), TensorBoard when it is installed,
+and listening samples (samples/*.wav).
 
 Only rank 0 writes when training runs under torchrun (see helpers.train.cli).
 """
@@ -65,3 +66,28 @@ class RunLog:
             for k, v in row.items():
                 if k != "step" and isinstance(v, (int, float)):
                     self._tb.add_scalar(k, v, row["step"])
+
+
+@torch.no_grad()
+def write_samples(model, teacher, text: str, voice_pack: torch.Tensor, out_dir: Path, name: str) -> dict[str, Path]:
+    """`text` spoken by the student (as `name`) and, once per run, by the teacher; seeded, global RNG untouched."""
+    import soundfile as sf
+
+    from helpers.grid import SAMPLE_RATE
+    from helpers.kokoro.forward import style_for, synthesize_ids
+    from helpers.kokoro.g2p import phonemes_to_ids, phonemize
+
+    ps = phonemize(text)
+    ids, ref_s = phonemes_to_ids(ps, strict=False), style_for(voice_pack, len(ps))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    teacher_path = out_dir / "teacher.wav"
+    if teacher is not None and not teacher_path.exists():
+        audio = synthesize_ids(model, ids, ref_s, seed=0, encoder=teacher)["audio"]
+        sf.write(teacher_path, audio.float().cpu().numpy(), SAMPLE_RATE)
+    if teacher_path.exists():
+        paths["teacher"] = teacher_path
+    path = out_dir / name
+    sf.write(path, synthesize_ids(model, ids, ref_s, seed=0)["audio"].float().cpu().numpy(), SAMPLE_RATE)
+    paths["student"] = path
+    return paths

@@ -37,7 +37,6 @@ import torch
 from torch import nn
 
 from helpers.compare import metrics as M
-from helpers.grid import SAMPLE_RATE
 from helpers.kokoro.forward import (
     alignment_from_durations,
     decode,
@@ -54,7 +53,7 @@ from helpers.train.checkpoints import CheckpointManager, rng_state, set_rng_stat
 from helpers.train.config import TrainConfig, TrainingDiverged, _lr_lambda
 from helpers.train.items import Batch, TrainItem, bucketed_batches, collate, restyle
 from helpers.train.layerwise import layer_match_loss, teacher_trace
-from helpers.train.runlog import RunLog, rank_and_world
+from helpers.train.runlog import RunLog, rank_and_world, write_samples
 from helpers.transplant.adapters import save_adapter
 from helpers.transplant.peft import PeftConfig, freeze_for_peft
 from helpers.transplant.surgery import MambaDurationEncoder, SurgeryConfig
@@ -376,30 +375,11 @@ class Trainer:
             "val_f0_rmse_hz": M.f0_rmse(np.concatenate(f0s), np.concatenate(f0_refs)),
         }
 
-    @torch.no_grad()
     def write_sample(self, voice_pack: torch.Tensor, tag: str | None = None) -> dict[str, Path]:
         """Synthesize cfg.sample_text with the teacher (once) and the current student; save wavs."""
-        import soundfile as sf
-
-        from helpers.kokoro.forward import style_for, synthesize_ids
-        from helpers.kokoro.g2p import phonemes_to_ids, phonemize
-
         self.model.eval()
-        ps = phonemize(self.cfg.sample_text)
-        ids, ref_s = phonemes_to_ids(ps, strict=False), style_for(voice_pack, len(ps))
-        out_dir = self.out / "samples"
-        out_dir.mkdir(exist_ok=True)
-        paths = {}
-        teacher_path = out_dir / "teacher.wav"
-        if self.teacher is not None and not teacher_path.exists():
-            audio = synthesize_ids(self.model, ids, ref_s, seed=0, encoder=self.teacher)["audio"]
-            sf.write(teacher_path, audio.float().cpu().numpy(), SAMPLE_RATE)
-        if teacher_path.exists():
-            paths["teacher"] = teacher_path
-        path = out_dir / f"student-{tag or f'step{self.step:06d}'}.wav"
-        sf.write(path, synthesize_ids(self.model, ids, ref_s, seed=0)["audio"].float().cpu().numpy(), SAMPLE_RATE)
-        paths["student"] = path
-        return paths
+        name = f"student-{tag or f'step{self.step:06d}'}.wav"
+        return write_samples(self.model, self.teacher, self.cfg.sample_text, voice_pack, self.out / "samples", name)
 
     def _log(self, row: dict) -> None:
         self.history.append(row)
