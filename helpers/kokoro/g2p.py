@@ -65,9 +65,13 @@ def _spacy_offline(model_name: str) -> Iterator[None]:
 @functools.lru_cache(maxsize=2)
 def english_g2p(british: bool = False):
     """misaki's English G2P (American by default) with the espeak-ng fallback, built offline once."""
-    from misaki import en, espeak
+    with _spacy_offline(installed_spacy_model()), warnings.catch_warnings():
+        # third-party deprecations we cannot act on: misaki reads its lexicons with importlib.resources.open_text,
+        # and spaCy's curated-transformers plugin (loaded with the model) applies torch.jit.script at import
+        warnings.filterwarnings("ignore", "open_text is deprecated", DeprecationWarning)
+        warnings.filterwarnings("ignore", r"`torch.jit.script` is deprecated", DeprecationWarning)
+        from misaki import en, espeak
 
-    with _spacy_offline(installed_spacy_model()):
         return en.G2P(trf=False, british=british, fallback=espeak.EspeakFallback(british=british), unk="")
 
 

@@ -65,14 +65,12 @@ def trainable(tr: Trainer) -> dict[str, torch.Tensor]:
 def record_first_gradients(tr: Trainer) -> dict[str, torch.Tensor]:
     """Filled, at the first optimizer step, with the gradients the optimizer sees (averaged, clipped)."""
     seen: dict[str, torch.Tensor] = {}
-    step = tr.opt.step
 
-    def recording(*args, **kwargs):
+    def record(optimizer, args, kwargs):
         if not seen:
             seen.update({n: p.grad.clone() for n, p in tr.model.named_parameters() if p.requires_grad})
-        return step(*args, **kwargs)
 
-    tr.opt.step = recording
+    tr.opt.register_step_pre_hook(record)
     return seen
 
 
