@@ -30,6 +30,25 @@ def _reverse_index(lengths: torch.Tensor, L: int) -> torch.Tensor:
     return torch.where(t < lengths[:, None], lengths[:, None] - 1 - t, t)  # (B, L)
 
 
+def _scan_both(f: Mamba, b: Mamba, ins_f: tuple, ins_b: tuple) -> tuple[torch.Tensor, torch.Tensor]:
+    """Both directions through ONE scan: channels [fwd | bwd], B and C as two groups.
+
+    ins_f, ins_b: (u, delta, B, C, z) time-major, as `Mamba._scan_inputs` returns them. -> y_f, y_b (L, B, d_inner).
+    """
+    uf, df, Bf, Cf, zf = ins_f
+    ub, db, Bb, Cb, zb = ins_b
+    y = _scan_tm(
+        torch.cat([uf, ub], -1),  # (L, B, 2*d_inner)
+        torch.cat([df, db], -1),
+        torch.cat([f._A(), b._A()], 0),  # (2*d_inner, d_state)
+        torch.stack([Bf, Bb], 2),  # (L, B, 2, d_state)
+        torch.stack([Cf, Cb], 2),
+        torch.cat([_f32(f.D), _f32(b.D)]),
+        torch.cat([zf, zb], -1),
+    )  # (L, B, 2*d_inner)
+    return y.chunk(2, dim=-1)
+
+
 class BiMamba(nn.Module):
     """Bidirectional Mamba over right-padded batches: forward(x (B, L, d_model), lengths (B,) | None)
     -> (B, L, d_out); pad positions are exactly zero and cannot influence valid ones.
@@ -73,18 +92,7 @@ class BiMamba(nn.Module):
     def _both_pure(self, x_f: torch.Tensor, x_b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Both directions through ONE scan: channels [fwd | bwd], B and C as two groups."""
         f, b = self.mamba_fwd, self.mamba_bwd
-        uf, df, Bf, Cf, zf = f._pre_scan(x_f)  # time-major (L, B, .)
-        ub, db, Bb, Cb, zb = b._pre_scan(x_b)
-        y = _scan_tm(
-            torch.cat([uf, ub], -1),  # (L, B, 2*d_inner)
-            torch.cat([df, db], -1),
-            torch.cat([f._A(), b._A()], 0),  # (2*d_inner, d_state)
-            torch.stack([Bf, Bb], 2),  # (L, B, 2, d_state)
-            torch.stack([Cf, Cb], 2),
-            torch.cat([_f32(f.D), _f32(b.D)]),
-            torch.cat([zf, zb], -1),
-        )  # (L, B, 2*d_inner)
-        y_f, y_b = y.chunk(2, dim=-1)
+        y_f, y_b = _scan_both(f, b, f._pre_scan(x_f), b._pre_scan(x_b))  # (L, B, d_inner) each
         return f.out_proj(y_f), b.out_proj(y_b)  # (L, B, d_model) each
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
@@ -172,18 +180,7 @@ class SharedBiMamba(nn.Module):
             y_f = f._fused_core(ops, xf.contiguous(), zf.contiguous()).permute(2, 0, 1)  # (L, B, d_inner)
             y_b = b._fused_core(ops, xb.contiguous(), zb.contiguous()).permute(2, 0, 1)
         else:
-            uf, df, Bf, Cf, zf = f._scan_inputs(xz)  # time-major (L, B, .)
-            ub, db, Bb, Cb, zb = b._scan_inputs(xz_b)
-            y = _scan_tm(
-                torch.cat([uf, ub], -1),  # (L, B, 2*d_inner)
-                torch.cat([df, db], -1),
-                torch.cat([f._A(), b._A()], 0),  # (2*d_inner, d_state)
-                torch.stack([Bf, Bb], 2),  # (L, B, 2, d_state)
-                torch.stack([Cf, Cb], 2),
-                torch.cat([_f32(f.D), _f32(b.D)]),
-                torch.cat([zf, zb], -1),
-            )  # (L, B, 2*d_inner)
-            y_f, y_b = y.chunk(2, dim=-1)
+            y_f, y_b = _scan_both(f, b, f._scan_inputs(xz), b._scan_inputs(xz_b))  # (L, B, d_inner) each
         y_b = y_b.flip(0) if lengths is None else torch.gather(y_b, 0, idx[..., : y_b.shape[-1]])
         out = self.out_proj((y_f + y_b).to(self.out_proj.weight.dtype)).transpose(0, 1)  # (B, L, d_out)
         if mask is not None:
