@@ -30,6 +30,15 @@ def _reverse_index(lengths: torch.Tensor, L: int) -> torch.Tensor:
     return torch.where(t < lengths[:, None], lengths[:, None] - 1 - t, t)  # (B, L)
 
 
+def _zero_pads(x: torch.Tensor, lengths: torch.Tensor | None):
+    """x (B, L, d) with pads set to 0 (even inf/nan garbage), lengths as long on x's device, mask (B, L) | None."""
+    if lengths is None:
+        return x, None, None
+    lengths = lengths.to(device=x.device, dtype=torch.long)
+    mask = _valid_mask(lengths, x.shape[1])  # (B, L) True on valid steps
+    return torch.where(mask[..., None], x, x.new_zeros(())), lengths, mask
+
+
 def _scan_both(f: Mamba, b: Mamba, ins_f: tuple, ins_b: tuple) -> tuple[torch.Tensor, torch.Tensor]:
     """Both directions through ONE scan: channels [fwd | bwd], B and C as two groups.
 
@@ -98,11 +107,7 @@ class BiMamba(nn.Module):
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """x (B, L, d_model), lengths (B,) valid lengths of right-padded rows (None: all L) -> (B, L, d_out)."""
         Bsz, L, _ = x.shape
-        mask = None
-        if lengths is not None:
-            lengths = lengths.to(device=x.device, dtype=torch.long)
-            mask = _valid_mask(lengths, L)  # (B, L)
-            x = torch.where(mask[..., None], x, x.new_zeros(()))  # pads -> 0 (even inf/nan garbage)
+        x, lengths, mask = _zero_pads(x, lengths)
         fused = resolve_backend(x.device) == "fused"
         if fused:
             idx = None if lengths is None else _reverse_index(lengths, L)[..., None].expand_as(x)  # (B, L, d)
@@ -161,11 +166,7 @@ class SharedBiMamba(nn.Module):
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """x (B, L, d_model), lengths (B,) valid lengths of right-padded rows (None: all L) -> (B, L, d_out)."""
         Bsz, L, _ = x.shape
-        mask = None
-        if lengths is not None:
-            lengths = lengths.to(device=x.device, dtype=torch.long)
-            mask = _valid_mask(lengths, L)  # (B, L)
-            x = torch.where(mask[..., None], x, x.new_zeros(()))
+        x, lengths, mask = _zero_pads(x, lengths)
         xz = self.in_proj(x.transpose(0, 1))  # (L, B, 2*d_inner), projected once for both directions
         if lengths is None:
             xz_b = xz.flip(0)
