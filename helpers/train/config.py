@@ -37,6 +37,7 @@ class TrainConfig:
     w_feature: float = 1.0
     w_dur_l1: float = 1.0
     w_dur_bce: float = 1.0
+    w_dur_cum: float = 0.0  # distill: L1 on cumulative durations (token edges); the recipe measures its effect
     w_f0: float = 1.0
     w_energy: float = 1.0
     w_mel: float = 5.0  # stage 2 only

@@ -4,6 +4,8 @@ Stage 1, distillation (teacher = the original LSTM DurationEncoder, student = th
     feature   L1 between student and teacher DurationEncoder outputs (first 512 channels; the rest is style)
     duration  L1 between summed sigmoids (the continuous durations, in frames), plus the BCE form:
               each of the 50 duration logits against the teacher's probability (StyleTTS2's "CE" term)
+    drift     L1 between the *cumulative* continuous durations (token edges, in frames): a bias of a tenth
+              of a frame per token is invisible to the per-token terms but moves the 40th edge by 4 frames
     F0, N     smooth-L1 / 10 on F0 (Hz) and L1 on energy, both on the teacher's alignment
 Stage 2, fine-tuning on recordings: the same duration/F0/N terms against the dataset targets (durations
 from notebook 04's DTW, pYIN F0, log-norm energy) plus the original plan's L1 on log-mel spectrograms of
@@ -45,6 +47,18 @@ def duration_loss(
         F.binary_cross_entropy_with_logits(logits, target, reduction="none"), valid.unsqueeze(-1)
     )
     return l1, bce
+
+
+def cumulative_duration_loss(logits: torch.Tensor, target: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """Mean |edge_student - edge_teacher| in frames over valid tokens; edges = cumsum of continuous durations.
+
+    logits (B, T, 50), target (B, T, 50) probabilities or binary targets, valid (B, T). Padding adds nothing
+    to the cumulative sums (it sits after the last valid token and is zeroed anyway).
+    """
+    keep = valid.to(logits.dtype)  # (B, T)
+    edges_s = (torch.sigmoid(logits).sum(-1) * keep).cumsum(-1)  # (B, T)
+    edges_t = (target.sum(-1) * keep).cumsum(-1)  # (B, T)
+    return masked_mean((edges_s - edges_t).abs(), valid)
 
 
 def f0_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

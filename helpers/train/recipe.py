@@ -75,13 +75,15 @@ def save_half(trainer: Trainer, path: Path, metadata: dict) -> Path:
 
 
 class Milestones:
-    """Trainer callback: evaluate on the held-out sentences at given minutes of *training* time."""
+    """Trainer callback: evaluate on the held-out sentences at given minutes of *training* time, and keep the
+    planned number of steps fitted to the budget (`replan`)."""
 
-    def __init__(self, kokoro, sentences, voices, minutes, out: Path, budget_s: float):
+    def __init__(self, kokoro, sentences, voices, minutes, out: Path, budget_s: float, layer_fraction: float = 0.0):
         self.kokoro, self.sentences, self.voices = kokoro, sentences, voices
         self.todo = sorted(minutes)
-        self.out, self.budget_s = out, budget_s
+        self.out, self.budget_s, self.layer_fraction = out, budget_s, layer_fraction
         self.t0, self.paused, self.results = time.perf_counter(), 0.0, []
+        self.sec = {"phase1": None, "phase2": None}  # running mean seconds per step of each phase
 
     def train_seconds(self) -> float:
         return time.perf_counter() - self.t0 - self.paused
@@ -93,6 +95,28 @@ class Milestones:
             self.evaluate(trainer, t)
         if last:
             trainer.cfg.steps = trainer.step  # the hard stop: fit() ends after this step
+        elif "sec_per_step" in row:
+            self.replan(trainer, row, t)
+
+    def replan(self, trainer: Trainer, row: dict, t: float) -> None:
+        """Re-fit cfg.steps (and the phase-1 share) to the time left, from the speed measured so far.
+
+        Epoch 1 is slow (ALBERT runs once per sentence, then it is cached) and a shared machine changes speed,
+        so a plan made from the first steps alone would end early or be cut short before the LR has decayed.
+        """
+        phase = "phase1" if "layer" in row else "phase2"
+        old, dt = self.sec[phase], row["sec_per_step"]
+        self.sec[phase] = dt if old is None else 0.9 * old + 0.1 * dt
+        if trainer.step % 10:
+            return
+        cfg, f, left = trainer.cfg, self.layer_fraction, self.budget_s - t
+        t1, t2 = self.sec["phase1"] or 0.0, self.sec["phase2"] or self.sec["phase1"]
+        if phase == "phase1" and f > 0:  # remaining phase-1 and phase-2 steps both scale with n
+            n = (left + trainer.step * t1) / (f * t1 + (1 - f) * t2)
+            cfg.layer_steps = max(trainer.step, int(f * n))
+        else:
+            n = trainer.step + left / t2
+        cfg.steps = max(trainer.step + 1, int(n))
 
     def evaluate(self, trainer: Trainer, t: float) -> None:
         t_eval = time.perf_counter()
@@ -147,6 +171,7 @@ def run(
     eval_voices=EVAL_VOICES,
     seed: int = 0,
     calibration_steps: int = 6,
+    loss_weights: dict | None = None,
 ) -> dict:
     """Train with the recipe for `minutes` of wall time; returns the provenance record (also results.json)."""
     from helpers.data.text_corpus import prepare_text_corpus
@@ -167,10 +192,10 @@ def run(
     cfg = TrainConfig(
         stage="distill", steps=10_000, batch_size=batch_size, lr=lr, warmup_steps=30, seed=seed,
         log_every=1, eval_every=10**9, ckpt_every=10**9, sample_every=10**9, prosody_items=prosody_items,
-        out_dir=str(out / "run"),
+        out_dir=str(out / "run"), **(loss_weights or {}),
     )  # fmt: skip
     budget_s = 60.0 * minutes
-    ms = Milestones(kokoro, sentences, eval_voices, [m for m in milestones if m <= minutes], out, budget_s)
+    ms = Milestones(kokoro, sentences, eval_voices, [m for m in milestones if m <= minutes], out, budget_s, layer_fraction)
     trainer = Trainer(
         kokoro.model, report.removed, train_items, cfg, callbacks=[ms], voice_bank=bank,
         metadata={"weights": kokoro.source, "recipe": "helpers.train.recipe"},
@@ -182,9 +207,11 @@ def run(
     t1 = (time.perf_counter() - t) / calibration_steps
     t2 = _time_end_to_end_step(trainer)
     remaining = budget_s - ms.train_seconds()
-    # layer_fraction of the steps in phase 1 (t1 each), the rest end to end (t2 each)
+    # layer_fraction of the steps in phase 1 (t1 each), the rest end to end (t2 each); Milestones.replan
+    # keeps this fitted to the measured speed as the run goes
     n = int(remaining / (layer_fraction * t1 + (1 - layer_fraction) * t2)) + trainer.step
     cfg.steps, cfg.layer_steps = n, max(calibration_steps, int(layer_fraction * n))
+    ms.sec = {"phase1": t1, "phase2": t2}
     print(f"calibration: phase 1 {t1:.2f} s/step, phase 2 {t2:.2f} s/step -> {n} steps planned", flush=True)
     trainer.fit(progress=True)
     if ms.todo:
@@ -236,11 +263,15 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--dropout", type=float, default=DESIGN.dropout)
     p.add_argument("--weights", default="offline-int8")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--w-dur-cum", type=float, default=0.0, help="phase 2: weight of the drift (token-edge) loss")
+    p.add_argument("--w-f0", type=float, default=1.0, help="phase 2: weight of the F0 term")
+    p.add_argument("--w-energy", type=float, default=1.0, help="phase 2: weight of the energy term")
     a = p.parse_args(argv)
     design = dataclasses.replace(DESIGN, bidirectional=a.bidirectional, expand=a.expand, dropout=a.dropout)
     return run(
         a.out, a.minutes, tuple(float(m) for m in a.milestones.split(",")), a.lr, a.layer_fraction,
         a.batch_size, a.prosody_items, design, a.weights, seed=a.seed,
+        loss_weights={"w_dur_cum": a.w_dur_cum, "w_f0": a.w_f0, "w_energy": a.w_energy},
     )  # fmt: skip
 
 

@@ -18,6 +18,7 @@ FIELDS = [
     "feature",
     "dur_l1",
     "dur_bce",
+    "dur_cum",
     "f0",
     "energy",
     "mel",
@@ -46,12 +47,17 @@ class RunLog:
         self.out = Path(out)
         self._tb = None
 
+    def _header(self) -> list[str]:
+        with open(self.path, newline="") as f:
+            return next(csv.reader(f), None) or FIELDS
+
     def write(self, row: dict) -> None:
         if rank_and_world()[0] != 0:
             return
         new = not self.path.exists()
+        fields = FIELDS if new else self._header()  # a run resumed by newer code keeps its file's columns
         with open(self.path, "a", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=FIELDS, extrasaction="ignore")
+            w = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
             if new:
                 w.writeheader()
             w.writerow(row)

@@ -193,6 +193,8 @@ class Trainer:
                 dur = durations_from_logits(logits_t)  # (B, T) the teacher's alignment
             terms["feature"] = L.feature_loss(d_s, d_t, valid)
             terms["dur_l1"], terms["dur_bce"] = L.duration_loss(logits_s, torch.sigmoid(logits_t), valid)
+            if cfg.w_dur_cum:
+                terms["dur_cum"] = L.cumulative_duration_loss(logits_s, torch.sigmoid(logits_t), valid)
         else:
             dur = torch.zeros_like(batch.ids)
             for b, it in enumerate(batch.items):
@@ -221,6 +223,7 @@ class Trainer:
             "feature": cfg.w_feature,
             "dur_l1": cfg.w_dur_l1,
             "dur_bce": cfg.w_dur_bce,
+            "dur_cum": cfg.w_dur_cum,
             "f0": cfg.w_f0,
             "energy": cfg.w_energy,
             "mel": cfg.w_mel,
@@ -395,12 +398,13 @@ class Trainer:
         from tqdm.auto import tqdm
 
         cfg = self.cfg
-        end = cfg.steps if stop_after is None else min(cfg.steps, self.step + stop_after)
+        end = float("inf") if stop_after is None else self.step + stop_after
         main = rank_and_world()[0] == 0
         bar = tqdm(total=cfg.steps, initial=self.step, disable=not (progress and main), desc=f"{cfg.stage}")
         t0 = time.perf_counter()
-        while self.step < min(end, cfg.steps):  # a callback may shorten cfg.steps (a time budget)
+        while self.step < min(end, cfg.steps):  # a callback may move cfg.steps (a time budget)
             row = self.train_step()
+            bar.total = cfg.steps
             bar.update(1)
             if row is None:
                 continue

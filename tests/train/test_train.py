@@ -131,3 +131,41 @@ def test_nan_loss_is_skipped_reported_and_stops_after_several(fresh_small_model,
         for _ in range(3):
             tr.train_step()
     assert any(r.get("skipped") for r in tr.history)
+
+
+def test_cumulative_duration_loss_sees_a_bias_the_per_token_loss_hides():
+    from helpers.train.losses import cumulative_duration_loss, duration_loss
+
+    T = 40
+    target = torch.full((1, T, 50), 0.0)
+    target[..., :6] = 1.0  # 6 frames per token
+    valid = torch.ones(1, T, dtype=torch.bool)
+    valid[0, 30:] = False  # the last 10 positions are padding
+    # logits whose sigmoids sum to 6.1 frames per token: a tenth of a frame too long everywhere
+    p = torch.full((1, T, 50), 0.0)
+    p[..., :6] = 1.0
+    p[..., 6] = 0.1
+    logits = torch.logit(p.clamp(1e-6, 1 - 1e-6))
+    l1, _ = duration_loss(logits, target, valid)
+    cum = cumulative_duration_loss(logits, target, valid)
+    assert l1 == pytest.approx(0.1, abs=1e-3)  # per token: a tenth of a frame
+    assert cum == pytest.approx(0.1 * (30 + 1) / 2, abs=1e-2)  # edges: 0.1, 0.2, ... 3.0 frames, mean 1.55
+    logits_pad = logits.clone()
+    logits_pad[0, 30:] = 10.0  # garbage on padding changes nothing
+    assert cumulative_duration_loss(logits_pad, target, valid) == pytest.approx(float(cum))
+
+
+def test_drift_term_is_logged_and_a_run_resumed_by_newer_code_keeps_its_csv_columns(fresh_small_model, tmp_path):
+    import csv
+
+    tr = _trainer(fresh_small_model, tmp_path, w_dur_cum=0.5)
+    row = tr.train_step()
+    assert row is not None and np.isfinite(row["dur_cum"]) and row["dur_cum"] > 0
+    log = tmp_path / "old" / "metrics.csv"
+    log.parent.mkdir()
+    log.write_text("step,loss\n1,0.5\n")  # a file written before the drift column existed
+    from helpers.train.runlog import RunLog
+
+    RunLog(log.parent).write({"step": 2, "loss": 0.4, "dur_cum": 1.0})
+    rows = list(csv.reader(log.open()))
+    assert rows == [["step", "loss"], ["1", "0.5"], ["2", "0.4"]]
