@@ -5,8 +5,8 @@
    (one reader, "Sense and Sensibility" by Jane Austen, chapter 1), converted from 16 kHz to 24 kHz mono
    16-bit wav, in the LJSpeech layout (metadata.csv + wavs/), with LICENSE and NOTICE.md.
    Needs the Debian package:  apt-get install pocketsphinx-testdata
-2. data/text/sentences.txt: the text-only distillation corpus, built from data/text/handwritten.txt plus
-   the template generator in helpers/data/corpus.py, with NOTICE.md.
+2. data/text/sentences.txt: the text-only distillation corpus, built from data/text/handwritten.txt and
+   data/text/written.txt plus the template generator in helpers/data/corpus.py, with NOTICE.md.
 
 Usage:  python scripts/make_starter_data.py [--only librivox|text] [--source DIR] [--check-phonemes]
 """
@@ -24,12 +24,18 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from helpers.data.audio import read_audio, resample, save_wav, to_mono  # noqa: E402
-from helpers.data.corpus import build_corpus, check_sentences, corpus_stats, load_sentences  # noqa: E402
+from helpers.data.corpus import (  # noqa: E402
+    WRITTEN_FILES,
+    build_corpus,
+    check_sentences,
+    corpus_stats,
+    load_sentences,
+)
 from helpers.data.readers import write_ljspeech_metadata  # noqa: E402
 from helpers.grid import SAMPLE_RATE  # noqa: E402
 
 DEBIAN_SOURCE = Path("/usr/share/pocketsphinx/test/data/librivox")
-N_SENTENCES = 1200
+N_GENERATED = 850  # template sentences added to the written ones (the first corpus had 350 + 850)
 CORPUS_SEED = 0
 
 # id -> (text, normalized). The Debian transcript is lower case without punctuation; the text column adds
@@ -129,16 +135,40 @@ TEXT_NOTICE = """\
 # Text corpus for distillation
 
 `sentences.txt`: {n} English sentences, one per line, no duplicates, for text-only distillation (the
-teacher model speaks them; no recordings are involved). Statements, questions, exclamations, lists,
-numbers, dates, times, prices; {min_chars} to {max_chars} characters each.
+teacher model speaks them; no recordings are involved). {n_written} are written text ({n_hand} from
+`handwritten.txt`, {n_more} from `written.txt`) and {n_gen} come from the template generator;
+{min_chars} to {max_chars} characters and {min_words} to {max_words} words each ({mean_words} on average).
 
-**Origin.** Written for the kokoro-mamba project. `handwritten.txt` ({n_hand} sentences) was written by
-hand; the rest were produced by the deterministic template generator in `helpers/data/corpus.py` (templates
-and word lists also written for the project), then everything was shuffled with seed {seed}.
-`scripts/make_starter_data.py --only text` rebuilds `sentences.txt` exactly.
+**Origin.** All written for the kokoro-mamba project:
+
+- `handwritten.txt` ({n_hand} sentences): written by hand; statements, questions, exclamations, lists,
+  numbers, dates, times, prices, short and long.
+- `written.txt` ({n_more} sentences): written for the project in 2026, in batches by genre and register:
+  narrative prose, dialogue in quotation marks, questions of many forms, instructions and recipes, news
+  reports and sports commentary, places and weather, science and technology, history and customs, letters,
+  emails and notices, jokes, exclamations and very short lines, lists, numbers, dates, money and
+  abbreviations ("Dr.", "e.g."), long sentences with parentheses, dashes and semicolons. Original text,
+  not copied from books, websites or data sets.
+- the other {n_gen}: the deterministic template generator in `helpers/data/corpus.py` (templates and word
+  lists also written for the project); they are repetitive by design, so they are the minority.
+
+`scripts/make_starter_data.py --only text` merges the three (no sentence twice, none from `heldout.txt`),
+shuffles them with seed {seed} and rebuilds `sentences.txt` and this file exactly.
 
 **Licence.** CC0 1.0: dedicated to the public domain; use it for anything, no attribution needed.
-Names of people and places are invented or generic; any resemblance is coincidental.
+Names of people and places are invented or generic (historical figures excepted); any resemblance is
+coincidental.
+
+## Held-out evaluation sentences
+
+`heldout.txt`: {n_heldout} English sentences, one per line, written by hand for the kokoro-mamba project as an
+evaluation set of a **different origin** from the training corpus: none comes from the written files or
+the template generator, and they vary in register (narrative, dialogue, questions, instructions,
+exclamations) and length. No digits, so WER references need no number normalisation. Used by the
+distillation evaluation (`python -m helpers.compare.distillation`) and the voice comparison. Same
+licence: CC0 1.0. `written.txt` was checked against it: no sentence in common, none starting with the
+same six words as a held-out one, and every pair sharing a third or more of their content words read by
+hand and rewritten where the two came close.
 """
 
 
@@ -201,30 +231,53 @@ def make_librivox(source: Path, out: Path) -> None:
 
 
 def make_text(out: Path, check_phonemes: bool) -> None:
-    hand = load_sentences(out / "handwritten.txt")
-    problems = check_sentences(hand)
-    if problems:
-        raise SystemExit("handwritten.txt: " + "; ".join(problems))
-    sentences = build_corpus(hand, N_SENTENCES, seed=CORPUS_SEED)
+    written = []
+    for name in WRITTEN_FILES:
+        lines = load_sentences(out / name)
+        problems = check_sentences(lines)
+        if problems:
+            raise SystemExit(f"{name}: " + "; ".join(problems))
+        written.append(lines)
+    hand, more = written
+    heldout = load_sentences(out / "heldout.txt")
+    problems = [p for p in check_sentences(hand + more + heldout) if "duplicate" in p]
+    if problems:  # a sentence in two files, or in the held-out set
+        raise SystemExit(f"{' + '.join(WRITTEN_FILES)} + heldout.txt: " + "; ".join(problems))
+    sentences = build_corpus(hand + more, N_GENERATED, seed=CORPUS_SEED)
     (out / "sentences.txt").write_text("\n".join(sentences) + "\n", encoding="utf-8")
     stats = corpus_stats(sentences)
     print(f"  {stats}")
+    n_words = [len(x.split()) for x in sentences]
     (out / "NOTICE.md").write_text(
         TEXT_NOTICE.format(
             n=len(sentences),
+            n_written=len(hand) + len(more),
+            n_hand=len(hand),
+            n_more=len(more),
+            n_gen=len(sentences) - len(hand) - len(more),
             min_chars=stats["min_chars"],
             max_chars=stats["max_chars"],
-            n_hand=len(hand),
+            mean_words=round(sum(n_words) / len(n_words), 1),
+            min_words=min(n_words),
+            max_words=max(n_words),
+            n_heldout=len(heldout),
             seed=CORPUS_SEED,
         )
     )
     if check_phonemes:
         from tqdm.auto import tqdm
 
-        from helpers.kokoro.g2p import phonemize
+        from helpers.kokoro.g2p import G2PError, phonemize
 
-        lengths = [len(phonemize(s)) for s in tqdm(sentences, desc="phonemizing")]
+        lengths, refused = [], []
+        for x in tqdm(sentences, desc="phonemizing"):
+            try:
+                lengths.append(len(phonemize(x, strict=True)))  # the screen prepare_text_corpus applies
+            except G2PError as exc:
+                refused.append(f"{x!r}: {exc}")
         print(f"  phonemes per sentence: min {min(lengths)}, max {max(lengths)} (Kokoro reads up to 510)")
+        if refused:
+            raise SystemExit("G2P refused:\n  " + "\n  ".join(refused))
         if max(lengths) > 510:
             raise SystemExit("a sentence is over Kokoro's 510-phoneme limit")
 

@@ -1,15 +1,21 @@
 """A licence-clean English text corpus for distillation (text only, no audio).
 
-`data/text/sentences.txt` is built by `scripts/make_starter_data.py` from two sources, both written for
+`data/text/sentences.txt` is built by `scripts/make_starter_data.py` from three sources, all written for
 this project (CC0):
 
-* ``data/text/handwritten.txt``: sentences written by hand (statements, questions, exclamations, lists,
-  numbers, dates, times, prices, short and long);
+* ``data/text/handwritten.txt``: the first sentences written by hand (statements, questions, exclamations,
+  lists, numbers, dates, times, prices, short and long);
+* ``data/text/written.txt``: a larger, more varied set written for the project in batches by genre
+  (narrative, dialogue, questions, instructions and recipes, news and sports commentary, places and
+  weather, science and technology, history, letters and messages, jokes, lists, numbers and abbreviations,
+  long sentences with parentheses, dashes and semicolons);
 * `generate_sentences`: a small deterministic generator that fills hand-written templates from
   hand-written word lists, for volume and variety.
 
-`build_corpus` merges the two without duplicates and shuffles them with a fixed seed (so any prefix is a
-varied sample); `load_sentences` reads the result back, one sentence per line.
+`load_written` reads the two written files (`WRITTEN_FILES`, in that order); `build_corpus` merges them
+with generated sentences without duplicates and shuffles everything with a fixed seed (so any prefix is a
+varied sample); `load_sentences` reads the result back, one sentence per line. The held-out evaluation
+sentences (``data/text/heldout.txt``) are of another origin and are never part of the corpus.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 MAX_CHARS = 300  # about 400 phonemes: safely under Kokoro's 510
+WRITTEN_FILES = ("handwritten.txt", "written.txt")  # in data/text/, read in this order by `load_written`
 
 # ------------------------------------------------------------------------------------ word lists
 
@@ -374,16 +381,21 @@ def check_sentences(sentences: Iterable[str], max_chars: int = MAX_CHARS) -> lis
     return problems
 
 
-def build_corpus(handwritten: Iterable[str], n_total: int, seed: int = 0) -> list[str]:
-    """Hand-written sentences (deduplicated) topped up with generated ones to `n_total`, then shuffled."""
+def load_written(text_dir: str | Path) -> list[str]:
+    """The written sentences of `WRITTEN_FILES` in `text_dir`, file by file, in file order."""
+    return [s for name in WRITTEN_FILES for s in load_sentences(Path(text_dir) / name)]
+
+
+def build_corpus(written: Iterable[str], n_generated: int, seed: int = 0) -> list[str]:
+    """Written sentences (deduplicated) plus `n_generated` template sentences, shuffled with `seed`."""
     hand: list[str] = []
     seen = set()
-    for s in handwritten:
+    for s in written:
         s = " ".join(s.split())
         if s and _key(s) not in seen:
             seen.add(_key(s))
             hand.append(s)
-    generated = generate_sentences(max(0, n_total - len(hand)), seed=seed, exclude=hand)
+    generated = generate_sentences(n_generated, seed=seed, exclude=hand)
     sentences = hand + generated
     random.Random(seed).shuffle(sentences)
     problems = check_sentences(sentences)

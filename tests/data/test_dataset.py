@@ -10,7 +10,13 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from helpers.data.corpus import build_corpus, check_sentences, generate_sentences, load_sentences
+from helpers.data.corpus import (
+    build_corpus,
+    check_sentences,
+    generate_sentences,
+    load_sentences,
+    load_written,
+)
 from helpers.data.features import extract_features
 from helpers.data.readers import (
     Item,
@@ -243,8 +249,11 @@ def test_text_corpus():
     assert check_sentences(sentences) == []
     assert sum(s.endswith("?") for s in sentences) > 100 and sum(s.endswith("!") for s in sentences) > 100
     assert sum(any(c.isdigit() for c in s) for s in sentences) > 100
-    hand = load_sentences(REPO / "data" / "text" / "handwritten.txt")
-    assert build_corpus(hand, len(sentences), seed=0) == sentences  # rebuilt exactly
+    written = load_written(REPO / "data" / "text")  # handwritten.txt + written.txt
+    assert len(written) > len(sentences) / 2  # the templates are the minority
+    assert build_corpus(written, len(sentences) - len(written), seed=0) == sentences  # rebuilt exactly
+    heldout = load_sentences(REPO / "data" / "text" / "heldout.txt")
+    assert not {s.lower() for s in heldout} & {s.lower() for s in sentences}  # evaluation stays out
 
 
 def test_generator_is_deterministic():
