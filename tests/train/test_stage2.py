@@ -141,3 +141,17 @@ def test_trainer_draws_the_prosody_items_of_its_step(fresh_small_model, tmp_path
     for _ in range(2):
         assert tr.train_step() is not None
     assert calls == [(4, 2, 5, 0), (4, 2, 5, 1)]
+
+
+def test_stage2_validation_leaves_the_silences_out(fresh_small_model, tmp_path):
+    items = _items()
+    tr = _trainer(fresh_small_model, tmp_path, items)
+    base = tr.evaluate(items)
+    edited = _items()
+    for it in edited:
+        it.durations[~spoken_tokens(it.token_ids)] += 9  # longer recorded silences: same prosody
+        it.f0 = np.zeros(2 * int(it.durations.sum()), np.float32)
+        it.f0[: 2 * 20] = 140.0
+    again = tr.evaluate(edited)
+    assert np.isfinite(base["val_boundary_ms"]) and base["val_dur_within_1"] == again["val_dur_within_1"]
+    assert again["val_boundary_ms"] == base["val_boundary_ms"]
