@@ -5,6 +5,7 @@
     ab           one sentence by both models, same voice, speed and decoder seed, loudness matched; player
     evaluation   held-out recordings (vs targets) and sentences (vs the LSTM teacher), one row per item
     report       summaries, conclusions, result files under runs/compare/
+    stats        bootstrap intervals over utterances, paired differences and their verdict
     latency      DurationEncoder and whole-synthesis timings, models interleaved
 
 The names notebook 06 uses are re-exported here (`from helpers import compare as C`).
@@ -38,6 +39,7 @@ from helpers.compare.evaluation import (
 )
 from helpers.compare.latency import benchmark_ids, measure_latency, parameter_table
 from helpers.compare.report import conclusions, save_results, summarize
+from helpers.compare.stats import bootstrap_ci, compare_paired, paired_ci, paired_table
 from helpers.kokoro.synth import predict_prosody
 from helpers.transplant.adapters import (
     adapter_info,
@@ -54,4 +56,5 @@ __all__ = [
     "benchmark_ids", "measure_latency", "parameter_table", "conclusions", "save_results", "summarize",
     "predict_prosody", "adapter_info", "describe_adapter", "find_adapter", "list_adapters",
     "make_fixture_adapter",
+    "bootstrap_ci", "compare_paired", "paired_ci", "paired_table",
 ]

@@ -20,6 +20,8 @@ f0_rmse                RMS of (f0 - f0_ref) over frames voiced in both          
 voicing_error          share of frames whose voiced/unvoiced decision differs      %
 mcd                    mel-cepstral distortion, DTW-aligned, c1..cK (no c0)        dB
 wer                    word error rate of a transcript against the reference text  %
+dnsmos                 DNSMOS P.835 quality predicted from the audio alone:        MOS 1..5
+                       overall (ovrl), speech signal (sig), background (bak)
 =====================  ==========================================================  ======
 
 "Within 1 frame" flatters (scaling a model's own durations to a clip's length already scores >90% on
@@ -32,6 +34,7 @@ teacher's F0 with the student forced onto the teacher's durations (so the two cu
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -262,3 +265,57 @@ def asr_wer(audio, reference: str, sample_rate: int = SAMPLE_RATE) -> tuple[floa
     """
     hyp = transcribe(audio, sample_rate)
     return wer(reference, hyp), hyp
+
+
+# ---------------------------------------------------------------------------------------------- DNSMOS
+
+DNSMOS_RATE = 16_000  # the DNSMOS models' only sample rate
+
+
+@functools.lru_cache(maxsize=2)
+def _dnsmos_model(threads: int):
+    """speechmos' DNSMOS P.835 predictor (its onnx models ship inside the wheel), on CPU with `threads`
+    intra-op threads (speechmos' own constructor would take every core)."""
+    from pathlib import Path
+
+    import onnxruntime as ort
+
+    try:
+        from speechmos import dnsmos as D
+    except ModuleNotFoundError as e:
+        raise ModuleNotFoundError(
+            "DNSMOS needs speechmos (the eval extra): pip install -e '.[eval]' -c constraints.txt"
+        ) from e
+
+    folder = Path(D.__file__).parent / "dnsmos_models"
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
+
+    class _DNSMOS(D.DNSMOS):  # the features, windows and polynomial mapping stay speechmos'
+        def __init__(self) -> None:
+            self.primary_model_path = str(folder / "sig_bak_ovr.onnx")
+            cpu = ["CPUExecutionProvider"]
+            self.onnx_sess = ort.InferenceSession(self.primary_model_path, opts, providers=cpu)
+            self.p808_onnx_sess = ort.InferenceSession(str(folder / "model_v8.onnx"), opts, providers=cpu)
+
+    return _DNSMOS()
+
+
+def dnsmos(audio, sr: int = SAMPLE_RATE, threads: int = 1) -> dict[str, float]:
+    """DNSMOS P.835 (Reddy et al., ICASSP 2022): predicted listener scores, 1 (bad) .. 5 (excellent), from
+    the audio alone: ``ovrl`` overall quality, ``sig`` the speech signal, ``bak`` the background noise.
+
+    Runs offline: `speechmos` 0.0.1.1 (MIT) carries Microsoft's onnx models. The audio is resampled to
+    16 kHz (soxr HQ, librosa's default) and clipped to [-1, 1]; speechmos scores 9.01 s windows hopped by
+    1 s and averages them, repeating a shorter clip until it fills one window (so a 1-2 s clip is judged
+    on several copies of itself). A model trained on noisy and enhanced speech: it ranks clean synthesis
+    above noisy synthesis; small differences between two clean TTS systems are within its noise.
+    """
+    from helpers.data.audio import resample
+
+    y = np.asarray(audio, dtype=np.float32)
+    if y.ndim != 1 or y.size == 0:
+        raise ValueError(f"dnsmos needs mono, non-empty audio; got shape {y.shape}")
+    y = np.clip(resample(np.nan_to_num(y), sr, DNSMOS_RATE), -1.0, 1.0)
+    out = _dnsmos_model(threads)(y, DNSMOS_RATE, False)  # is_personalized_MOS=False: plain DNSMOS
+    return {"ovrl": float(out["ovrl_mos"]), "sig": float(out["sig_mos"]), "bak": float(out["bak_mos"])}

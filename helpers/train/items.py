@@ -1,4 +1,6 @@
-"""Training items and batches: one utterance per `TrainItem`, length-bucketed, right-padded batches.
+"""Training items and batches: one utterance per `TrainItem`, length-bucketed, right-padded batches, and
+which parts of a batch each loss reads (`prosody_mask`: the tokens whose recorded durations are prosody;
+`draw_prosody_items`: the utterances that get the F0/N and decoder passes).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import numpy as np
 import torch
 
 from helpers.kokoro.forward import style_for
+from helpers.kokoro.g2p import spoken_tokens
 
 # --------------------------------------------------------------------------------------------------------
 # Data: items, batches, length buckets
@@ -116,3 +119,34 @@ def restyle(batch: Batch, voice_bank: dict[str, torch.Tensor], rng: np.random.Ge
         rows.append(style_for(voice_bank[name], n_ph).reshape(-1))
     batch.ref_s = torch.stack(rows).to(batch.ref_s)  # (B, 256)
     return drawn
+
+
+def target_durations(batch: Batch) -> torch.Tensor:
+    """(B, T) long: the recordings' target durations (25 ms frames), 0 on padding."""
+    dur = torch.zeros_like(batch.ids)
+    for b, it in enumerate(batch.items):
+        dur[b, : len(it)] = torch.as_tensor(it.durations)
+    return dur
+
+
+def prosody_mask(batch: Batch) -> torch.Tensor:
+    """(B, T) bool: the tokens whose recorded durations the stage-2 duration loss may read.
+
+    False on padding, BOS, EOS and the punctuation/spaces next to them (`helpers.kokoro.g2p.spoken_tokens`):
+    their target durations are the recording's leading and trailing silences, which no text predicts.
+    """
+    mask = torch.zeros(batch.ids.shape, dtype=torch.bool)
+    for b, it in enumerate(batch.items):
+        mask[b, : len(it)] = torch.from_numpy(spoken_tokens(it.token_ids))
+    return mask.to(batch.ids.device)
+
+
+def draw_prosody_items(n_items: int, k: int, seed: int, step: int) -> list[int]:
+    """Which k utterances of a batch of n_items get the (B=1) F0/N passes, in the order drawn; the trainer
+    sends the first `mel_items` of them through the decoder too.
+
+    Drawn without replacement from a generator seeded by (seed, step), so every utterance gets its turn and
+    a resumed run draws the same ones (its stream differs from `restyle`'s, which is seeded by (seed, step)).
+    """
+    g = np.random.default_rng([seed, step, 1])
+    return [int(i) for i in g.permutation(n_items)[: max(0, min(k, n_items))]]

@@ -38,20 +38,28 @@ from torch import nn
 
 from helpers.compare import metrics as M
 from helpers.kokoro.forward import (
-    alignment_from_durations,
-    decode,
     duration_logits,
     durations_from_logits,
     encode,
     f0_energy,
     upstream_features,
 )
+from helpers.kokoro.g2p import spoken_tokens
 from helpers.train import distributed as D
 from helpers.train import losses as L
 from helpers.train import resumable as R
 from helpers.train.checkpoints import CheckpointManager, rng_state, set_rng_state
 from helpers.train.config import TrainConfig, TrainingDiverged, _lr_lambda
-from helpers.train.items import Batch, TrainItem, bucketed_batches, collate, restyle
+from helpers.train.items import (
+    Batch,
+    TrainItem,
+    bucketed_batches,
+    collate,
+    draw_prosody_items,
+    prosody_mask,
+    restyle,
+    target_durations,
+)
 from helpers.train.layerwise import layer_match_loss, teacher_trace
 from helpers.train.runlog import RunLog, rank_and_world, write_samples
 from helpers.transplant.adapters import save_adapter
@@ -195,13 +203,13 @@ class Trainer:
             terms["dur_l1"], terms["dur_bce"] = L.duration_loss(logits_s, torch.sigmoid(logits_t), valid)
             if cfg.w_dur_cum:
                 terms["dur_cum"] = L.cumulative_duration_loss(logits_s, torch.sigmoid(logits_t), valid)
-        else:
-            dur = torch.zeros_like(batch.ids)
-            for b, it in enumerate(batch.items):
-                dur[b, : len(it)] = torch.as_tensor(it.durations)
-            terms["dur_l1"], terms["dur_bce"] = L.duration_loss(logits_s, L.duration_targets(dur), valid)
+        else:  # BOS/EOS and the punctuation next to them hold the recording's silences: not in the loss
+            dur = target_durations(batch)  # (B, T)
+            spoken = prosody_mask(batch)  # (B, T)
+            terms["dur_l1"], terms["dur_bce"] = L.duration_loss(logits_s, L.duration_targets(dur), spoken)
         f0_terms, n_terms, mel_terms = [], [], []
-        for b in range(min(cfg.prosody_items, len(batch.items))):
+        picked = draw_prosody_items(len(batch.items), cfg.prosody_items, cfg.seed, self.step)
+        for j, b in enumerate(picked):  # the first mel_items drawn also go through the decoder
             n = int(batch.lengths[b])
             f0_s, n_s = f0_energy(model, d_s[b, :n], dur[b, :n], s[b : b + 1])  # (2F,)
             if cfg.stage == "distill":
@@ -210,10 +218,11 @@ class Trainer:
             else:
                 f0_t = torch.as_tensor(batch.items[b].f0, device=self.device)
                 n_t = torch.as_tensor(batch.items[b].energy, device=self.device)
-            f0_terms.append(L.f0_loss(f0_s, f0_t))
+            f0_terms.append(L.f0_loss(f0_s, f0_t, voiced=f0_t > 0 if cfg.stage == "finetune" else None))
             n_terms.append(L.energy_loss(n_s, n_t))
-            if cfg.stage == "finetune" and b < cfg.mel_items:
-                mel_terms.append(self._mel_term(batch, b, f0_s, n_s, dur[b, :n]))
+            if cfg.stage == "finetune" and j < cfg.mel_items:
+                args = (batch.ids[b, :n], batch.ref_s[b : b + 1], f0_s, n_s, dur[b, :n], cfg.mel_crop_frames)
+                mel_terms.append(L.cropped_mel_loss(model, batch.items[b].mel, *args))
         if f0_terms:  # prosody_items=0: no F0/N passes (and so no mel term either)
             terms["f0"] = torch.stack(f0_terms).mean()
             terms["energy"] = torch.stack(n_terms).mean()
@@ -230,21 +239,6 @@ class Trainer:
         }
         total = sum(weights[k] * v for k, v in terms.items())
         return total, {k: float(v.detach()) for k, v in terms.items()}
-
-    def _mel_term(
-        self, batch: Batch, b: int, f0: torch.Tensor, n_curve: torch.Tensor, durations: torch.Tensor
-    ) -> torch.Tensor:
-        """Decoder on a random crop of W frames (teacher-forced alignment) vs the recording's log-mel."""
-        model, it = self.model, batch.items[b]
-        n = int(batch.lengths[b])
-        F = int(durations.sum())
-        W = min(self.cfg.mel_crop_frames, F)
-        a = int(torch.randint(0, F - W + 1, (1,)))  # crop start, drawn from the (checkpointed) torch RNG
-        ids = batch.ids[b, :n]  # (T,)
-        aln = alignment_from_durations(durations)  # (T, F)
-        audio = decode(model, ids, aln, f0, n_curve, batch.ref_s[b : b + 1, :128], seed=None, crop=(a, a + W))
-        target = torch.as_tensor(it.mel[:, 2 * a : 2 * (a + W)], device=self.device)  # (80, 2W)
-        return L.mel_loss(audio.reshape(-1), target)
 
     # ---- one step ----------------------------------------------------------------------------------
     def train_step(self) -> dict | None:
@@ -344,7 +338,9 @@ class Trainer:
         durations within 1 frame, token-boundary error (ms), F0 RMSE (Hz, frames voiced in both).
 
         Reference: the teacher in stage 1; the recording's targets in stage 2. The student's F0 is computed
-        on the reference's durations, so both curves share one time grid.
+        on the reference's durations, so both curves share one time grid. Stage 2 leaves out the durations of
+        BOS/EOS and the punctuation next to them (the recording's silences, `prosody_mask`): token edges
+        count from the onset of speech.
         """
         items = (items if items is not None else self.val_items)[:max_items]
         if not items:
@@ -366,8 +362,9 @@ class Trainer:
                 dur_ref = torch.as_tensor(it.durations, device=self.device)
                 f0_ref = torch.as_tensor(it.f0, device=self.device)
             f0_s, _ = f0_energy(self.model, d_s[0], dur_ref, s)
-            durs.append(dur_s.cpu().numpy())
-            refs.append(dur_ref.cpu().numpy())
+            keep = spoken_tokens(it.token_ids) if self.cfg.stage == "finetune" else slice(None)
+            durs.append(dur_s.cpu().numpy()[keep])
+            refs.append(dur_ref.cpu().numpy()[keep])
             f0s.append(f0_s.float().cpu().numpy())
             f0_refs.append(f0_ref.float().cpu().numpy())
             edges_ms.append(M.boundary_mae_ms(durs[-1], refs[-1]))

@@ -1,0 +1,83 @@
+"""fit_voice on tiny data: a pack of the right shape, fitted by one offset, never worse on held-out clips than
+the pack it started from, the model and torch's RNG left as they were; the command's file reads back."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from helpers.kokoro.g2p import phonemes_to_ids
+from helpers.kokoro.voices import read_pack_file
+from helpers.train.fit_voice import FitVoiceConfig, fit_voice, reference_voice_of, save_pack
+from helpers.train.items import TrainItem
+
+PHONEMES = ["ðə kˈæt sˈæt.", "wˈʌt ɪz ɪt?", "hˈɛlO wˈɜɹld."]
+
+
+def _items(seed: int = 0) -> list[TrainItem]:
+    g = np.random.default_rng(seed)
+    items = []
+    for i, ph in enumerate(PHONEMES):
+        ids = np.asarray(phonemes_to_ids(ph))
+        dur = g.integers(2, 5, len(ids))
+        F = int(dur.sum())
+        f0 = np.abs(g.normal(120, 20, 2 * F)).astype(np.float32)
+        f0[: 2 * int(dur[0])] = 0.0  # the leading silence is unvoiced
+        mel = g.normal(-1, 0.5, (80, 2 * F)).astype(np.float32)
+        items.append(
+            TrainItem(f"c{i}", ids, np.zeros(256, np.float32), dur, f0, g.normal(-1, 0.3, 2 * F).astype(np.float32),
+                      mel, len(ph))  # fmt: skip
+        )
+    return items
+
+
+def test_fit_voice_returns_a_pack_no_worse_than_its_start(kokoro_small_random, tmp_path):
+    model = kokoro_small_random.model
+    before = {n: (p.detach().clone(), p.requires_grad) for n, p in model.named_parameters()}
+    items = _items()
+    history: list[dict] = []
+    torch.manual_seed(7)
+    rng_before = torch.get_rng_state()
+    t0 = time.perf_counter()
+    cfg = FitVoiceConfig(epochs=3, lr=0.05, patience=2, crop_frames=4)
+    pack = fit_voice(kokoro_small_random, (items[:2], items[2:]), cfg, start="af_heart", history=history,
+                     progress=False)  # fmt: skip
+    seconds = time.perf_counter() - t0
+    stock = kokoro_small_random.voice("af_heart")
+    assert pack.shape == (510, 1, 256) and pack.dtype == torch.float32 and torch.isfinite(pack).all()
+    offset = (pack - stock).reshape(510, 256)
+    assert torch.allclose(offset, offset[:1].expand_as(offset), atol=1e-6)  # one offset, every row
+    assert [r["epoch"] for r in history][0] == 0 and len(history) <= 4
+    assert min(r["val_loss"] for r in history) < history[0]["val_loss"] and offset.abs().sum() > 0
+    assert torch.equal(torch.get_rng_state(), rng_before)
+    for n, p in model.named_parameters():
+        assert torch.equal(p, before[n][0]) and p.requires_grad == before[n][1], n
+    print(f"fit_voice: {len(history) - 1} epochs on 2 + 1 tiny clips in {seconds:.1f} s")
+
+    again = fit_voice(kokoro_small_random, (items[:2], items[2:]), cfg, start="af_heart", progress=False)
+    assert torch.equal(again, pack)  # reproducible
+
+    path = save_pack(pack, tmp_path / "reader.safetensors", {"start": "af_heart"})
+    assert torch.equal(read_pack_file(path), pack)
+
+
+def test_fit_voice_refuses_what_it_cannot_fit(kokoro_small_random):
+    items = _items()
+    with pytest.raises(ValueError, match="held-out"):
+        fit_voice(kokoro_small_random, (items, []), start="af_heart", progress=False)
+    bare = TrainItem("x", items[0].token_ids, items[0].style)
+    with pytest.raises(ValueError, match="without targets"):
+        fit_voice(kokoro_small_random, ([bare], items[:1]), start="af_heart", progress=False)
+    with pytest.raises(ValueError, match="start="):
+        reference_voice_of((items, items))
+
+
+def test_the_start_is_the_datasets_reference_voice():
+    class Prepared:
+        train, val = [], []
+        manifest = {"reference_voice": {"voice": "am_michael", "reason": "nearest"}}
+
+    assert reference_voice_of(Prepared()) == "am_michael"
