@@ -79,7 +79,8 @@ class BiCfC(nn.Module):
         make = lambda: CfCCell(d_in, units, mode, "lecun_tanh", backbone_units, backbone_layers)
         self.cell_fwd, self.cell_bwd = make(), make()
         if timespan == "learned":
-            self.timespan = nn.Linear(d_in, 1)
+            with torch.random.fork_rng(devices=[]):  # draws nothing: "unit" and "learned" get the same cells
+                self.timespan = nn.Linear(d_in, 1)
             nn.init.zeros_(self.timespan.weight)
             nn.init.constant_(self.timespan.bias, math.log(math.e - 1))  # softplus(bias) == 1: unit time
         else:

@@ -158,3 +158,14 @@ def test_older_adapters_without_a_block_are_mamba(fresh_small_model, tmp_path):
     info["surgery"] = {k: v for k, v in info["surgery"].items() if k != "block" and not k.startswith("cfc_")}
     js.write_text(json.dumps(info))  # as written before the CfC existed
     assert load_adapter(fresh_small_model(), tmp_path / "adapter").block == "mamba"
+
+
+def test_unit_and_learned_students_start_alike():
+    """The learned span starts at exactly 1 and draws no random numbers: same seed, same cells, same output."""
+    torch.manual_seed(0)
+    unit = MambaDurationEncoder(SurgeryConfig(**SMALL)).eval()
+    torch.manual_seed(0)
+    learned = MambaDurationEncoder(SurgeryConfig(cfc_timespan="learned", **SMALL)).eval()
+    x, style, lengths, pad = _inputs([5, 3])
+    with torch.no_grad():
+        torch.testing.assert_close(learned(x, style, lengths, pad), unit(x, style, lengths, pad))
