@@ -203,27 +203,27 @@ def plot_segmentation(audio: np.ndarray, durations: np.ndarray, phonemes: str, a
 
 
 def plot_ab(result, fig=None):
-    """Four panels: per-phoneme durations (both), F0 overlaid, LSTM and Mamba log-mels with token edges."""
+    """Panels: per-phoneme durations (every contender), F0 overlaid, then one log-mel per contender with its
+    token edges. `result`: a helpers.compare.ab.ABResult (its contenders, the reference first)."""
     import matplotlib.pyplot as plt
 
     from helpers.plots import plot_durations, plot_f0, plot_mel, plot_token_boundaries
 
+    syns = result.syntheses
+    n = len(syns)
     if fig is None:
-        fig = plt.figure(figsize=(13, 10))
-    axes = fig.subplots(4, 1)
-    a, b = result.lstm, result.mamba
-    plot_durations(a.durations, result.phonemes, ax=axes[0], label="LSTM", offset=-0.2, width=0.4)
-    plot_durations(b.durations, result.phonemes, ax=axes[0], label="Mamba", offset=0.2, width=0.4)
-    shared = " (Mamba forced onto the LSTM's durations)" if result.share_durations else ""
+        fig = plt.figure(figsize=(13, 2.5 * (n + 2)))
+    axes = fig.subplots(n + 2, 1)
+    width = 0.8 / n
+    for i, (name, syn) in enumerate(syns.items()):
+        offset = (i - (n - 1) / 2) * width
+        plot_durations(syn.durations, result.phonemes, ax=axes[0], label=name, offset=offset, width=width)
+        plot_f0(syn.f0, ax=axes[1], label=name)
+    shared = f" (all forced onto the {result.reference}'s durations)" if result.share_durations else ""
     axes[0].set_title("duration per phoneme" + shared)
-    plot_f0(a.f0, ax=axes[1], label="LSTM")
-    plot_f0(b.f0, ax=axes[1], label="Mamba")
-    t_max = max(a.seconds, b.seconds)
-    for ax, audio, syn, name in (
-        (axes[2], result.lstm_audio, a, "LSTM"),
-        (axes[3], result.mamba_audio, b, "Mamba"),
-    ):
-        plot_mel(audio, ax=ax, title=f"{name}: log-mel, {syn.seconds:.2f} s, token edges")
+    t_max = max(syn.seconds for syn in syns.values())
+    for ax, (name, syn) in zip(axes[2:], syns.items()):
+        plot_mel(result.audio[name], ax=ax, title=f"{name}: log-mel, {syn.seconds:.2f} s, token edges")
         plot_token_boundaries(syn.durations, ax)
     for ax in axes[1:]:
         ax.set_xlim(0, t_max)
@@ -231,11 +231,17 @@ def plot_ab(result, fig=None):
     return fig
 
 
-def plot_latency(df: pd.DataFrame, fig=None):
-    """Two log-log panels: DurationEncoder and whole-utterance latency vs phoneme count, both models."""
+def plot_latency(df: pd.DataFrame, fig=None, labels: dict[str, str] | None = None):
+    """Two log-log panels: DurationEncoder and whole-utterance latency vs phoneme count, every contender.
+
+    `labels`: key -> legend label (default: LSTM / Mamba / CfC, else the key)."""
     import matplotlib.pyplot as plt
     from matplotlib.ticker import FuncFormatter, NullFormatter
 
+    from helpers.compare.latency import latency_models
+
+    labels = {"lstm": "LSTM", "mamba": "Mamba", "cfc": "CfC", **(labels or {})}
+    keys = latency_models(df)
     if fig is None:
         fig = plt.figure(figsize=(12, 4))
     axes = fig.subplots(1, 2)
@@ -243,9 +249,10 @@ def plot_latency(df: pd.DataFrame, fig=None):
         (axes[0], "encoder", "DurationEncoder alone"),
         (axes[1], "synth", "whole utterance"),
     ):
-        d = df.dropna(subset=[f"{what}_lstm_ms"])
-        for name, label, marker in (("lstm", "LSTM", "o"), ("mamba", "Mamba", "s")):
-            ax.plot(d["phonemes"], d[f"{what}_{name}_ms"], marker=marker, label=label)
+        d = df.dropna(subset=[f"{what}_{keys[0]}_ms"]) if f"{what}_{keys[0]}_ms" in df else df.iloc[:0]
+        for key, marker in zip(keys, "osd^v<>"):
+            if f"{what}_{key}_ms" in d:
+                ax.plot(d["phonemes"], d[f"{what}_{key}_ms"], marker=marker, label=labels.get(key, key))
         ax.set(xscale="log", yscale="log", xlabel="phonemes", ylabel="ms (best of N)", title=title)
         if len(d):
             ax.set_xticks(d["phonemes"], [str(int(x)) for x in d["phonemes"]])

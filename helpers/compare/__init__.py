@@ -1,8 +1,12 @@
-"""LSTM vs Mamba, side by side (notebook 06): listen (A/B), measure (objective metrics), time (latency).
+"""LSTM vs Mamba vs CfC, side by side (notebook 06): listen (A/B), measure (objective metrics), time (latency).
+
+Every comparison takes the contenders as one mapping name -> model, the reference (the LSTM) first:
+``{"LSTM": lstm, "Mamba": mamba, "CfC": cfc}``; any number of them.
 
     metrics      every metric once: durations, boundary ms, F0 RMSE (voiced in both), MCD, WER
-    contenders   the models compared: the LSTM and its twins with an adapter applied (shared frozen weights)
-    ab           one sentence by both models, same voice, speed and decoder seed, loudness matched; player
+    contenders   the models compared: the LSTM and its twins with an adapter applied (shared frozen weights);
+                 which adapter of each kind (pick_adapter: the user's, the shipped one, an untrained fixture)
+    ab           one sentence by every model, same voice, speed and decoder seed, loudness matched; player
     evaluation   held-out recordings (vs targets) and sentences (vs the LSTM teacher), one row per item
     report       summaries, conclusions, result files under runs/compare/
     stats        bootstrap intervals over utterances, paired differences and their verdict
@@ -22,9 +26,14 @@ from helpers.compare.ab import (
 )
 from helpers.compare.contenders import (
     FIXTURE_NOTE,
+    KINDS,
     MODELS,
+    adapter_twin,
+    as_contenders,
     load_mamba_kokoro,
     mamba_twin,
+    pick_adapter,
+    pick_cfc,
     pick_mamba,
     shallow_twin,
 )
@@ -51,7 +60,8 @@ from helpers.transplant.adapters import (
 
 __all__ = [
     "ABResult", "ab_compare", "ab_player", "active_rms", "match_loudness", "players_html", "show_ab",
-    "FIXTURE_NOTE", "MODELS", "load_mamba_kokoro", "mamba_twin", "pick_mamba", "shallow_twin",
+    "FIXTURE_NOTE", "KINDS", "MODELS", "adapter_twin", "as_contenders", "load_mamba_kokoro", "mamba_twin",
+    "pick_adapter", "pick_cfc", "pick_mamba", "shallow_twin",
     "METRICS", "SETS", "EvalItem", "EvalSentence", "eval_items", "eval_sentences", "evaluate",
     "benchmark_ids", "measure_latency", "parameter_table", "conclusions", "save_results", "summarize",
     "predict_prosody", "adapter_info", "describe_adapter", "find_adapter", "list_adapters",

@@ -52,7 +52,10 @@ def match_loudness(
 
 @dataclass
 class ABResult:
-    """One sentence spoken by both models with the same voice, speed and decoder seed."""
+    """One sentence spoken by every contender with the same voice, speed and decoder seed.
+
+    The dicts are keyed by contender name, the reference (the LSTM, the teacher) first.
+    """
 
     text: str | None
     phonemes: str
@@ -60,30 +63,34 @@ class ABResult:
     speed: float
     seed: int | None
     share_durations: bool
-    lstm: Synthesis
-    mamba: Synthesis
-    lstm_audio: np.ndarray  # loudness-matched copies for listening (match_loudness)
-    mamba_audio: np.ndarray
-    gains_db: tuple[float, float]
+    syntheses: dict[str, Synthesis]
+    audio: dict[str, np.ndarray]  # loudness-matched copies for listening (match_loudness)
+    gains_db: dict[str, float]
 
-    def summary(self) -> dict[str, float]:
-        """Mamba against the LSTM (the teacher) for this sentence: durations, F0 (when aligned), MCD."""
-        a, b = self.lstm, self.mamba
-        out = {
-            "tokens": len(a.durations),
-            "LSTM seconds": round(a.seconds, 3),
-            "Mamba seconds": round(b.seconds, 3),
-            **M.duration_errors(b.durations, a.durations),
-        }
-        if len(a.f0) == len(b.f0):  # equal length: same durations (shared or identical)
-            out.update(M.f0_errors(b.f0, a.f0))
-        out["mcd_db"] = M.mcd(b.audio, a.audio)
+    @property
+    def reference(self) -> str:
+        return next(iter(self.syntheses))
+
+    def summary(self) -> dict[str, dict[str, float]]:
+        """Each other contender against the reference for this sentence: durations, F0 (when aligned), MCD."""
+        ref = self.syntheses[self.reference]
+        out = {}
+        for name, b in list(self.syntheses.items())[1:]:
+            row = {
+                "tokens": len(ref.durations),
+                f"{self.reference} seconds": round(ref.seconds, 3),
+                "seconds": round(b.seconds, 3),
+                **M.duration_errors(b.durations, ref.durations),
+            }
+            if len(ref.f0) == len(b.f0):  # equal length: same durations (shared or identical)
+                row.update(M.f0_errors(b.f0, ref.f0))
+            row["mcd_db"] = M.mcd(b.audio, ref.audio)
+            out[name] = row
         return out
 
 
 def ab_compare(
-    lstm_kokoro,
-    mamba_kokoro,
+    models,
     text: str | None = None,
     voice=None,
     speed: float = 1.0,
@@ -92,58 +99,67 @@ def ab_compare(
     *,
     phonemes: str | None = None,
 ) -> ABResult:
-    """Synthesize one sentence with both models: same phonemes, voice, speed and decoder seed.
+    """Synthesize one sentence with every contender: same phonemes, voice, speed and decoder seed.
 
-    `share_durations=True` forces the Mamba model onto the LSTM's durations, so both analyses (audio,
+    `models`: name -> model, the reference first (e.g. ``{"LSTM": lstm, "Mamba": mamba, "CfC": cfc}``).
+    `share_durations=True` forces every other model onto the reference's durations, so all analyses (audio,
     F0, energy) are equal-length and frame-aligned by construction; only the DurationEncoder's features
     then differ (through F0, energy and nothing else). `voice`: a name, a pack [510, 1, 256] or one style
     (256,). Listening copies are loudness-matched (`match_loudness`, active-speech RMS).
     """
+    from helpers.compare.contenders import as_contenders
     from helpers.kokoro.g2p import phonemize
 
+    models = as_contenders(models)
     if phonemes is None:
         phonemes = phonemize(text)
-    pack_a, pack_b = as_pack(lstm_kokoro, voice), as_pack(mamba_kokoro, voice)
-    a = synthesize(lstm_kokoro, phonemes=phonemes, voice=pack_a, speed=speed, seed=seed)
-    forced = a.durations if share_durations else None
-    b = synthesize(mamba_kokoro, phonemes=phonemes, voice=pack_b, speed=speed, seed=seed, durations=forced)
-    (la, lb), gains = match_loudness(a.audio, b.audio)
+    names = list(models)
+    ref = models[names[0]]
+    syns = {names[0]: synthesize(ref, phonemes=phonemes, voice=as_pack(ref, voice), speed=speed, seed=seed)}
+    forced = syns[names[0]].durations if share_durations else None
+    for name in names[1:]:
+        kk = models[name]
+        syns[name] = synthesize(
+            kk, phonemes=phonemes, voice=as_pack(kk, voice), speed=speed, seed=seed, durations=forced
+        )
+    matched, gains = match_loudness(*(s.audio for s in syns.values()))
     if isinstance(voice, str) and voice != "auto":
-        name = voice
+        voice_name = voice
     elif voice is None or voice == "auto":
-        name = lstm_kokoro.default_voice() if hasattr(lstm_kokoro, "default_voice") else "default"
+        voice_name = ref.default_voice() if hasattr(ref, "default_voice") else "default"
     else:
-        name = "custom"
-    return ABResult(text, phonemes, name, speed, seed, share_durations, a, b, la, lb, tuple(gains))
-
+        voice_name = "custom"
+    return ABResult(
+        text, phonemes, voice_name, speed, seed, share_durations, syns,
+        dict(zip(names, matched)), dict(zip(names, gains)),
+    )  # fmt: skip
 
 
 def players_html(result: ABResult) -> str:
-    """Two inline audio players side by side (loudness-matched, not re-normalised by the browser widget)."""
+    """One inline audio player per contender, side by side (loudness-matched, not re-normalised by the widget)."""
     from IPython.display import Audio
 
     cells = []
-    for name, audio, syn, gain in (
-        ("A: LSTM (original)", result.lstm_audio, result.lstm, result.gains_db[0]),
-        ("B: Mamba", result.mamba_audio, result.mamba, result.gains_db[1]),
-    ):
-        player = Audio(audio, rate=SAMPLE_RATE, normalize=False)._repr_html_()
+    for i, (name, syn) in enumerate(result.syntheses.items()):
+        label = f"{chr(ord('A') + i)}: {name}" + (" (reference)" if i == 0 else "")
+        player = Audio(result.audio[name], rate=SAMPLE_RATE, normalize=False)._repr_html_()
         cells.append(
-            f"<td style='padding:4px 16px'><b>{html.escape(name)}</b><br>{syn.seconds:.2f} s, "
-            f"gain {gain:+.1f} dB<br>{player}</td>"
+            f"<td style='padding:4px 16px'><b>{html.escape(label)}</b><br>{syn.seconds:.2f} s, "
+            f"gain {result.gains_db[name]:+.1f} dB<br>{player}</td>"
         )
     return "<table><tr>" + "".join(cells) + "</tr></table>"
 
 
 def show_ab(result: ABResult, plots: bool = True) -> None:
-    """Display the two players, a one-line summary and (optionally) the four plots."""
+    """Display the players, one summary line per contender against the reference and (optionally) the plots."""
     import matplotlib.pyplot as plt
     from IPython.display import HTML, display
 
     display(HTML(players_html(result)))
-    s = result.summary()
-    parts = [f"{k}: {v:.2f}" if isinstance(v, float) else f"{k}: {v}" for k, v in s.items()]
-    print(f"voice {result.voice}, speed {result.speed}, seed {result.seed} | " + " | ".join(parts))
+    print(f"voice {result.voice}, speed {result.speed}, seed {result.seed}; each against {result.reference}:")
+    for name, s in result.summary().items():
+        parts = [f"{k}: {v:.2f}" if isinstance(v, float) else f"{k}: {v}" for k, v in s.items()]
+        print(f"  {name} | " + " | ".join(parts))
     if plots:
         fig = plot_ab(result)
         display(fig)
@@ -151,15 +167,15 @@ def show_ab(result: ABResult, plots: bool = True) -> None:
 
 
 def ab_player(
-    lstm_kokoro,
-    mamba_kokoro,
+    models,
     presets: Sequence[str] = (),
     voices: Sequence[str] | None = None,
     voice: str | None = None,
     speed: float = 1.0,
     seed: int = 0,
 ):
-    """An ipywidgets A/B player: pre-set sentences, a text box, voice/speed/seed pickers, a Synthesize button.
+    """An ipywidgets A/B player for any number of contenders (name -> model, the reference first): pre-set
+    sentences, a text box, voice/speed/seed pickers, a Synthesize button.
 
     Nothing runs until the button is pressed (so executing the cell headless never blocks); each press
     calls `ab_compare` and `show_ab` into the widget's output area. Returns the widget (display it).
@@ -167,8 +183,12 @@ def ab_player(
     import ipywidgets as W
     from IPython.display import display
 
-    voices = list(voices or (lstm_kokoro.voices() if hasattr(lstm_kokoro, "voices") else ["default"]))
-    voice = voice or (lstm_kokoro.default_voice() if hasattr(lstm_kokoro, "default_voice") else voices[0])
+    from helpers.compare.contenders import as_contenders
+
+    models = as_contenders(models)
+    ref_name, ref = next(iter(models.items()))
+    voices = list(voices or (ref.voices() if hasattr(ref, "voices") else ["default"]))
+    voice = voice or (ref.default_voice() if hasattr(ref, "default_voice") else voices[0])
     presets = list(presets)
     preset = W.Dropdown(
         options=["(type your own)", *presets], description="preset", layout=W.Layout(width="95%")
@@ -177,7 +197,7 @@ def ab_player(
     voice_w = W.Dropdown(options=voices, value=voice if voice in voices else voices[0], description="voice")
     speed_w = W.FloatSlider(value=speed, min=0.5, max=2.0, step=0.05, description="speed")
     seed_w = W.IntText(value=seed, description="seed")
-    share_w = W.Checkbox(value=False, description="share durations (Mamba uses LSTM's)")
+    share_w = W.Checkbox(value=False, description=f"share durations (all use {ref_name}'s)")
     button = W.Button(description="Synthesize", button_style="primary", icon="play")
     out = W.Output()
 
@@ -190,8 +210,7 @@ def ab_player(
             out.clear_output(wait=True)
             try:
                 r = ab_compare(
-                    lstm_kokoro,
-                    mamba_kokoro,
+                    models,
                     text.value,
                     voice=voice_w.value,
                     speed=speed_w.value,
@@ -209,5 +228,3 @@ def ab_player(
     box.synthesize = lambda: on_click(None)  # for scripted use: same as pressing the button
     box.display = lambda: display(box)
     return box
-
-

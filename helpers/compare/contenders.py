@@ -1,58 +1,118 @@
 """The models being compared: the LSTM as loaded and its twins with an adapter applied (shared frozen weights).
+
+Everything in this room takes the contenders as one mapping, name -> model, the reference first:
+
+    {"LSTM": lstm, "Mamba": mamba_twin, "CfC": cfc_twin}
+
+`pick_adapter(kind, ...)` chooses the adapter of one kind of block ("mamba" or "cfc"): the user's own, then the
+one shipped with the workbook, then an untrained fixture; `pick_mamba` and `pick_cfc` are it for one kind.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
 
 from helpers.transplant.adapters import (  # noqa: F401
     FIXTURE_NOTE,
+    adapter_block,
     adapter_info,
     adapter_paths,
     list_adapters,
     make_fixture_adapter,
 )
 
-MODELS = ("LSTM", "Mamba")
+MODELS = ("LSTM", "Mamba", "CfC")  # the contenders' names, in display order; the first is the reference
+KINDS = {"mamba": "Mamba", "cfc": "CfC"}  # adapter block kind -> contender name
 
 
-def pick_mamba(kokoro, runs_dir: str | Path, fixture: str | Path, seed: int = 0, prefer_shipped: bool = False):
-    """(adapter path, Mamba twin of `kokoro`, messages): which Mamba to compare, and why.
+def as_contenders(models) -> dict:
+    """`models` as a name -> model dict of at least two (the reference first), or a TypeError saying how."""
+    if not isinstance(models, Mapping) or len(models) < 2:
+        raise TypeError(
+            "pass the contenders as a mapping name -> model, the reference first, e.g. "
+            f"{{'LSTM': lstm, 'Mamba': mamba}} (got {type(models).__name__})"
+        )
+    return dict(models)
 
-    In order: the newest adapter under `runs_dir` that loads (the user's own training), then the adapter
-    shipped with the workbook (`SHIPPED_ADAPTER`, trained by `python -m helpers.train.recipe`), then an
-    UNTRAINED fixture at `fixture` (made when missing, made for other weights, or no longer fitting).
-    `prefer_shipped=True` puts the shipped adapter first (CI mode: notebook 05's few-step demo adapters are
-    not worth comparing). Adapters that do not fit this code's surgery are skipped with a message.
+
+def fixture_surgery(kind: str):
+    """The surgery of the untrained fixture for a kind of block: the default Mamba, or the default CfC."""
+    from helpers.transplant.surgery import SurgeryConfig
+
+    return SurgeryConfig(block=kind)
+
+
+def pick_adapter(
+    kind: str,
+    kokoro,
+    runs_dir: str | Path,
+    fixture: str | Path,
+    seed: int = 0,
+    prefer_shipped: bool = False,
+):
+    """(adapter path, twin of `kokoro` with it, messages): which adapter of this `kind` to compare, and why.
+
+    `kind` is the block ("mamba" | "cfc"; an adapter's JSON records it). In order: the newest adapter of that
+    kind under `runs_dir` that loads (the user's own training), then the one shipped with the workbook
+    (`SHIPPED_ADAPTERS[kind]`, trained by `python -m helpers.train.recipe [--block cfc]`), then an UNTRAINED
+    fixture at `fixture` (made when missing, made for other weights or another block, or no longer fitting).
+    `prefer_shipped=True` puts the shipped adapter first (CI mode: notebook 05's few-step demo adapters are not
+    worth comparing). Adapters that do not fit this code's surgery are skipped with a message.
     """
-    from helpers.transplant.adapters import SHIPPED_ADAPTER, AdapterMismatchError
+    from helpers.transplant.adapters import SHIPPED_ADAPTERS, AdapterMismatchError
 
+    if kind not in KINDS:
+        raise ValueError(f"unknown kind of block {kind!r}; choose one of {tuple(KINDS)}")
+    name = KINDS[kind]
     messages = []
-    candidates = list_adapters(runs_dir)
-    shipped = [SHIPPED_ADAPTER] if SHIPPED_ADAPTER.with_name(SHIPPED_ADAPTER.name + ".json").is_file() else []
+    candidates = []
+    for path in list_adapters(runs_dir):
+        try:
+            if adapter_block(adapter_info(path)) == kind:
+                candidates.append(path)
+        except (OSError, ValueError):
+            continue
+    ship = SHIPPED_ADAPTERS[kind]
+    shipped = [ship] if ship.with_name(ship.name + ".json").is_file() else []
+    if not shipped:
+        messages.append(f"no {name} adapter shipped yet ({ship} absent)")
     candidates = shipped + candidates if prefer_shipped else candidates + shipped
     for path in candidates:
         try:
-            twin = mamba_twin(kokoro, path)
+            twin = adapter_twin(kokoro, path)
         except (AdapterMismatchError, KeyError, TypeError, ValueError) as e:
             messages.append(f"skipped {path}: {type(e).__name__}: {str(e)[:300]}")
             continue
         which = "the adapter shipped with the workbook" if path in shipped else "your newest trained adapter"
-        messages.append(f"using {which}: {path}")
+        messages.append(f"{name}: using {which}: {path}")
         return path, twin, messages
     fixture = Path(fixture)
-    messages.append("no trained adapter loads: using an UNTRAINED fixture")
+    messages.append(f"{name}: no trained adapter loads: using an UNTRAINED fixture ({fixture})")
     try:
-        if adapter_info(fixture)["metadata"].get("weights") != getattr(kokoro, "source", "unknown"):
+        info = adapter_info(fixture)
+        if info["metadata"].get("weights") != getattr(kokoro, "source", "unknown"):
             raise ValueError("fixture made for other weights")
-        return fixture, mamba_twin(kokoro, fixture), messages
+        if adapter_block(info) != kind:
+            raise ValueError("fixture of another block")
+        return fixture, adapter_twin(kokoro, fixture), messages
     except (OSError, ValueError, KeyError, TypeError, AdapterMismatchError):
-        make_fixture_adapter(kokoro, fixture, seed=seed)
-        return fixture, mamba_twin(kokoro, fixture), messages
+        make_fixture_adapter(kokoro, fixture, fixture_surgery(kind), seed=seed)
+        return fixture, adapter_twin(kokoro, fixture), messages
+
+
+def pick_mamba(kokoro, runs_dir: str | Path, fixture: str | Path, seed: int = 0, prefer_shipped: bool = False):
+    """`pick_adapter("mamba", ...)`: the Mamba contender."""
+    return pick_adapter("mamba", kokoro, runs_dir, fixture, seed, prefer_shipped)
+
+
+def pick_cfc(kokoro, runs_dir: str | Path, fixture: str | Path, seed: int = 0, prefer_shipped: bool = False):
+    """`pick_adapter("cfc", ...)`: the liquid (CfC) contender."""
+    return pick_adapter("cfc", kokoro, runs_dir, fixture, seed, prefer_shipped)
 
 
 def shallow_twin(model: torch.nn.Module, path: str | None = None) -> torch.nn.Module:
@@ -77,8 +137,12 @@ def shallow_twin(model: torch.nn.Module, path: str | None = None) -> torch.nn.Mo
     return twin
 
 
-def mamba_twin(kokoro, adapter: str | Path):
-    """`kokoro` (a LoadedKokoro) with the adapter's Mamba DurationEncoder, sharing all other weights.
+def _note(cfg, adapter) -> str:
+    return f"{KINDS[cfg.block]} DurationEncoder ({cfg.design}) from adapter {adapter_paths(adapter)[0].with_suffix('')}"
+
+
+def adapter_twin(kokoro, adapter: str | Path):
+    """`kokoro` (a LoadedKokoro) with the adapter's DurationEncoder (Mamba or CfC), sharing all other weights.
 
     The original `kokoro` keeps its LSTM DurationEncoder. Same result as `load_mamba_kokoro`, without
     loading the weights a second time.
@@ -88,23 +152,20 @@ def mamba_twin(kokoro, adapter: str | Path):
     twin = shallow_twin(kokoro.model)
     cfg = load_adapter(twin, adapter)
     twin.eval()
-    note = (
-        f"{kokoro.note} + Mamba DurationEncoder ({cfg.design}) from adapter {adapter_paths(adapter)[0].with_suffix('')}"
-    )
-    return dataclasses.replace(kokoro, model=twin, note=note)
+    return dataclasses.replace(kokoro, model=twin, note=f"{kokoro.note} + {_note(cfg, adapter)}")
+
+
+mamba_twin = adapter_twin  # its name from before the CfC: any adapter, whatever its block
 
 
 def load_mamba_kokoro(
     adapter: str | Path, source: str = "auto", device: str | torch.device = "cpu", **kwargs
 ):
-    """A freshly loaded Kokoro with the adapter's Mamba DurationEncoder in place (eval mode)."""
+    """A freshly loaded Kokoro with the adapter's DurationEncoder (Mamba or CfC) in place (eval mode)."""
     from helpers.kokoro.loading import load_kokoro
     from helpers.transplant.adapters import load_adapter
 
     kk = load_kokoro(source, device=device, verbose=False, **kwargs)
     cfg = load_adapter(kk.model, adapter)
     kk.model.eval()
-    note = f"{kk.note} + Mamba DurationEncoder ({cfg.design}) from adapter {adapter_paths(adapter)[0].with_suffix('')}"
-    return dataclasses.replace(kk, note=note)
-
-
+    return dataclasses.replace(kk, note=f"{kk.note} + {_note(cfg, adapter)}")

@@ -129,8 +129,7 @@ SETS = {"real": "held-out recordings vs targets", "text": "held-out sentences vs
 
 
 def evaluate(
-    lstm_kokoro,
-    mamba_kokoro,
+    models,
     items: Iterable = (),
     sentences: Iterable = (),
     *,
@@ -141,24 +140,29 @@ def evaluate(
     mcd_order: int = 24,
     progress: bool = False,
 ) -> pd.DataFrame:
-    """Objective comparison; one row per (utterance, model). ``df.attrs['notes']`` lists what was skipped.
+    """Objective comparison of every contender; one row per (utterance, model). ``df.attrs['notes']`` lists
+    what was skipped, ``df.attrs['models']`` the contenders' names, the reference first.
 
+    `models`: name -> model, the reference (the LSTM, the teacher) first, e.g. ``{"LSTM": lstm, "Mamba":
+    mamba, "CfC": cfc}``.
     Real recordings (`items`, see `eval_items`): each model speaks the transcript freely; durations are
     compared with the target durations (when the item has them, same token count), F0 and voicing with
     the target F0 after forcing the model onto the target durations (F0 predicted without the decoder;
     the target F0 is pYIN of the recording when the item carries none), MCD against the recording
     (DTW; band limited to the recording's own bandwidth, `metrics.effective_bandwidth`), WER of the free
     synthesis (and, as a ceiling, of the recording itself: model "recording").
-    Held-out sentences: the LSTM's output is the reference. Mamba's free durations vs the teacher's
-    (agreement), F0 vs the teacher's with Mamba forced onto the teacher's durations, MCD vs the teacher's
-    audio (DTW, same seed), and WER for both models.
+    Held-out sentences: the reference's output is the reference. Each other model's free durations vs the
+    reference's (agreement), F0 vs the reference's with the model forced onto the reference's durations, MCD
+    vs the reference's audio (DTW, same seed), and WER for every model.
     """
     from tqdm.auto import tqdm
 
+    from helpers.compare.contenders import as_contenders
     from helpers.data.features import f0_pyin, fit_to_grid
     from helpers.kokoro.g2p import phonemize
 
-    models = {"LSTM": lstm_kokoro, "Mamba": mamba_kokoro}
+    models = as_contenders(models)
+    ref_name, ref = next(iter(models.items()))
     rows, notes = [], []
     items, sentences = eval_items(items), eval_sentences(sentences)
     for it in tqdm(items, desc="recordings", disable=not progress):
@@ -207,18 +211,21 @@ def evaluate(
         phon = s.phonemes or phonemize(s.text)
         v = s.style if s.style is not None else voice
         base = {"set": "text", "id": s.id, "text": s.text}
-        a = synthesize(lstm_kokoro, phonemes=phon, voice=as_pack(lstm_kokoro, v), speed=speed, seed=seed)
-        b = synthesize(mamba_kokoro, phonemes=phon, voice=as_pack(mamba_kokoro, v), speed=speed, seed=seed)
-        ra = {**base, "model": "LSTM", "tokens": len(a.durations), "seconds": round(a.seconds, 3)}
-        rb = {**base, "model": "Mamba", "tokens": len(b.durations), "seconds": round(b.seconds, 3)}
-        rb.update(M.duration_errors(b.durations, a.durations))
-        forced = predict_prosody(mamba_kokoro, phon, as_pack(mamba_kokoro, v), speed, durations=a.durations)
-        rb.update(M.f0_errors(forced["f0"], a.f0))
-        rb["mcd_db"] = M.mcd(b.audio, a.audio, order=mcd_order)
+        a = synthesize(ref, phonemes=phon, voice=as_pack(ref, v), speed=speed, seed=seed)
+        ra = {**base, "model": ref_name, "tokens": len(a.durations), "seconds": round(a.seconds, 3)}
         if asr:
             ra["wer_pct"], ra["transcript"] = M.asr_wer(a.audio, s.text)
-            rb["wer_pct"], rb["transcript"] = M.asr_wer(b.audio, s.text)
-        rows += [ra, rb]
+        rows.append(ra)
+        for name, kk in list(models.items())[1:]:
+            b = synthesize(kk, phonemes=phon, voice=as_pack(kk, v), speed=speed, seed=seed)
+            rb = {**base, "model": name, "tokens": len(b.durations), "seconds": round(b.seconds, 3)}
+            rb.update(M.duration_errors(b.durations, a.durations))
+            forced = predict_prosody(kk, phon, as_pack(kk, v), speed, durations=a.durations)
+            rb.update(M.f0_errors(forced["f0"], a.f0))
+            rb["mcd_db"] = M.mcd(b.audio, a.audio, order=mcd_order)
+            if asr:
+                rb["wer_pct"], rb["transcript"] = M.asr_wer(b.audio, s.text)
+            rows.append(rb)
     if not items:
         notes.append("no recordings given: the 'real' metrics are absent")
     if not sentences:
@@ -230,6 +237,5 @@ def evaluate(
         if col not in df.columns:
             df[col] = np.nan
     df.attrs["notes"] = notes
+    df.attrs["models"] = list(models)
     return df
-
-

@@ -17,117 +17,151 @@ from helpers.compare.contenders import MODELS
 from helpers.compare.evaluation import METRICS
 
 
+def _models(df: pd.DataFrame) -> list[str]:
+    """The contenders in an evaluation table, the reference first (df.attrs['models'], else MODELS order)."""
+    present = [m for m in df["model"].dropna().unique() if m != "recording"]
+    order = df.attrs.get("models") or [m for m in MODELS if m in present] + [m for m in present if m not in MODELS]
+    return [m for m in order if m in present]
+
+
 def summarize(df: pd.DataFrame) -> pd.DataFrame:
-    """Mean of every metric per set and model: one row per (set, metric), columns LSTM, Mamba, Mamba - LSTM.
+    """Mean of every metric per set and model: one row per (set, metric), a column per contender (the
+    reference first), then ``<model> - <reference>`` for every other one.
 
     A recording's own WER appears in the column 'recording' (pocketsphinx's ceiling on real speech).
-    On the text set the LSTM is the reference, so its teacher-agreement cells are empty.
+    On the text set the reference is the teacher, so its teacher-agreement cells are empty.
     """
+    models = _models(df)
+    ref, others = models[0], models[1:]
     rows = []
     for set_name, g in df.groupby("set", sort=False):
         for col, (label, units, better) in METRICS.items():
-            means = {m: g.loc[g["model"] == m, col].astype(float).mean() for m in (*MODELS, "recording")}
+            means = {m: g.loc[g["model"] == m, col].astype(float).mean() for m in (*models, "recording")}
             if all(pd.isna(v) for v in means.values()):
                 continue
-            n = int(g.loc[g["model"] == "Mamba", col].notna().sum())
-            rows.append(
-                {
-                    "set": set_name,
-                    "metric": label,
-                    "column": col,
-                    "units": units,
-                    "better": better,
-                    "n": n,
-                    "LSTM": means["LSTM"],
-                    "Mamba": means["Mamba"],
-                    "Mamba - LSTM": means["Mamba"] - means["LSTM"],
-                    "recording": means["recording"],
-                }
-            )
+            n = max((int(g.loc[g["model"] == m, col].notna().sum()) for m in others), default=0)
+            row = {"set": set_name, "metric": label, "column": col, "units": units, "better": better, "n": n}
+            row.update({m: means[m] for m in models})
+            row.update({f"{m} - {ref}": means[m] - means[ref] for m in others})
+            row["recording"] = means["recording"]
+            rows.append(row)
     out = pd.DataFrame(rows)
     if not out.empty and out["recording"].isna().all():
         out = out.drop(columns="recording")
     return out
 
 
+def summary_models(summary: pd.DataFrame) -> tuple[str, list[str]]:
+    """(reference, other contenders) of a summary table, read from its ``<model> - <reference>`` columns."""
+    pairs = [c.split(" - ") for c in summary.columns if " - " in c]
+    if not pairs:
+        raise ValueError("this summary has no '<model> - <reference>' column: was it made by summarize()?")
+    return pairs[0][1], [m for m, _ in pairs]
+
+
+def _adapter_line(name: str, info: dict) -> str:
+    meta = info.get("metadata", {})
+    if meta.get("fixture"):
+        return (
+            f"The {name} adapter is an UNTRAINED fixture, so its numbers test the comparison pipeline, not "
+            f"{name}: until a trained adapter sits under runs/ (or ships with the workbook), expect it to "
+            "lose on teacher agreement, token boundaries and WER."
+        )
+    how = ", ".join(f"{k}={meta[k]}" for k in ("stage", "steps") if k in meta) or "training not recorded"
+    return f"The {name} adapter {info.get('path')} was trained ({how})."
+
+
 def conclusions(
-    summary: pd.DataFrame, adapter: dict | None = None, latency: pd.DataFrame | None = None
+    summary: pd.DataFrame, adapters: dict | None = None, latency: pd.DataFrame | None = None
 ) -> list[str]:
-    """Plain-language sentences built from the numbers (nothing hard-coded): what the tables say."""
+    """Plain-language sentences built from the numbers (nothing hard-coded): what the tables say.
+
+    `adapters`: contender name -> adapter info (helpers.transplant.adapters.adapter_info)."""
 
     def get(set_name, col, model):
         r = summary[(summary["set"] == set_name) & (summary["column"] == col)]
         return float(r[model].iloc[0]) if len(r) and model in r and pd.notna(r[model].iloc[0]) else None
 
-    out = []
-    meta = (adapter or {}).get("metadata", {})
-    if meta.get("fixture"):
-        out.append(
-            "The Mamba adapter is an UNTRAINED fixture, so these numbers test the comparison pipeline, not "
-            "Mamba: until a trained adapter sits under runs/, expect it to lose on teacher agreement, token "
-            "boundaries and WER."
-        )
-    elif adapter:
-        how = ", ".join(f"{k}={meta[k]}" for k in ("stage", "steps") if k in meta) or "training not recorded"
-        out.append(f"The Mamba adapter {adapter.get('path')} was trained ({how}).")
-    agree, tb = get("text", "dur_within1_pct", "Mamba"), get("text", "boundary_mae_ms", "Mamba")
-    if agree is not None:
-        out.append(
-            f"On held-out sentences Mamba's durations agree with the LSTM teacher within 1 frame on {agree:.0f}% "
-            f"of tokens (token edges {tb:.0f} ms apart on average); F0 RMSE against the teacher "
-            f"{get('text', 'f0_rmse_hz', 'Mamba') or float('nan'):.1f} Hz, MCD against the teacher's audio "
-            f"{get('text', 'mcd_db', 'Mamba') or float('nan'):.2f} dB."
-        )
-    if get("real", "mcd_db", "LSTM") is not None:
+    ref, others = summary_models(summary)
+    out = [_adapter_line(name, info) for name, info in (adapters or {}).items() if info]
+    for m in others:
+        agree, tb = get("text", "dur_within1_pct", m), get("text", "boundary_mae_ms", m)
+        if agree is not None:
+            out.append(
+                f"On held-out sentences {m}'s durations agree with the {ref} teacher within 1 frame on {agree:.0f}% "
+                f"of tokens (token edges {tb:.0f} ms apart on average); F0 RMSE against the teacher "
+                f"{get('text', 'f0_rmse_hz', m) or float('nan'):.1f} Hz, MCD against the teacher's audio "
+                f"{get('text', 'mcd_db', m) or float('nan'):.2f} dB."
+            )
+    if get("real", "mcd_db", ref) is not None:
         out.append(
             "Against the recordings, the plain F0 RMSE and the MCD mostly measure how far the voice pack is "
-            "from the reader (register, timbre), for both models alike: read the boundary error and the "
+            "from the reader (register, timbre), for every model alike: read the boundary error and the "
             "mean-removed F0 error first."
         )
+    cols = ("boundary_mae_ms", "dur_mae_frames", "f0_rmse_hz", "f0_shape_rmse_hz", "mcd_db", "wer_pct")
     for set_name, what in (("real", "real recordings"), ("text", "held-out sentences")):
-        for col in (
-            "boundary_mae_ms",
-            "dur_mae_frames",
-            "f0_rmse_hz",
-            "f0_shape_rmse_hz",
-            "mcd_db",
-            "wer_pct",
-        ):
+        for col in cols:
             if set_name == "text" and col != "wer_pct":
                 continue
-            a, b = get(set_name, col, "LSTM"), get(set_name, col, "Mamba")
-            if a is None or b is None:
+            a = get(set_name, col, ref)
+            if a is None:
                 continue
             label, units, better = METRICS[col]
-            diff = b - a
-            if abs(diff) < 1e-9:
-                verdict = "the same"
-            else:
-                wins = (diff < 0) == (better == "lower")
-                verdict = f"{'better' if wins else 'worse'} for Mamba by {abs(diff):.2f} {units}"
+            parts = []
+            for m in others:
+                b = get(set_name, col, m)
+                if b is None:
+                    continue
+                diff = b - a
+                if abs(diff) < 1e-9:
+                    parts.append(f"{m} {b:.2f} (the same)")
+                else:
+                    wins = (diff < 0) == (better == "lower")
+                    parts.append(f"{m} {b:.2f} ({'better' if wins else 'worse'} by {abs(diff):.2f})")
+            if not parts:
+                continue
             extra = ""
             if col == "wer_pct" and (r := get(set_name, col, "recording")) is not None:
                 extra = f"; the recordings themselves score {r:.0f}%"
-            out.append(f"{what}, {label}: LSTM {a:.2f}, Mamba {b:.2f} {units} -> {verdict}{extra}.")
+            out.append(f"{what}, {label} ({units}): {ref} {a:.2f}, " + ", ".join(parts) + f"{extra}.")
     if latency is not None and len(latency):
-        last = latency.dropna(subset=["encoder_ratio"]).iloc[-1]
-        out.append(
-            f"Speed on {last['device']}: at {int(last['phonemes'])} phonemes the Mamba DurationEncoder takes "
-            f"{last['encoder_ratio']:.2f}x the LSTM's time ({last['encoder_mamba_ms']:.1f} vs "
-            f"{last['encoder_lstm_ms']:.1f} ms)."
-        )
-        syn = latency.dropna(subset=["synth_ratio"])
-        if len(syn):
-            s = syn.iloc[-1]
-            enc = latency[latency["phonemes"] == s["phonemes"]].iloc[0]
-            delta_enc = enc["encoder_mamba_ms"] - enc["encoder_lstm_ms"]
-            out.append(
-                f"Whole-utterance synthesis at {int(s['phonemes'])} phonemes ({s['audio_s']:.1f} s of audio, "
-                f"durations shared): LSTM {s['synth_lstm_ms']:.0f} ms, Mamba {s['synth_mamba_ms']:.0f} ms "
-                f"({s['synth_ratio']:.2f}x). The DurationEncoders alone differ by {delta_enc:+.1f} ms there, "
-                f"{100 * delta_enc / s['synth_lstm_ms']:+.1f}% of the LSTM's whole-utterance time; a larger "
-                "measured gap is timing noise (other processes, too few repeats)."
+        out += _latency_lines(latency)
+    return out
+
+
+def _latency_lines(latency: pd.DataFrame) -> list[str]:
+    from helpers.compare.latency import latency_models
+
+    labels = {m.lower(): m for m in MODELS}
+    keys = latency_models(latency)
+    ref, others = keys[0], [k for k in keys[1:] if f"encoder_{k}_ratio" in latency]
+    name = lambda k: labels.get(k, k)
+    out = []
+    last = latency.dropna(subset=[f"encoder_{ref}_ms"]).iloc[-1]
+    times = ", ".join(
+        f"{name(k)} {last[f'encoder_{k}_ms']:.1f} ms ({last[f'encoder_{k}_ratio']:.2f}x)" for k in others
+    )
+    out.append(
+        f"Speed on {last['device']}: at {int(last['phonemes'])} phonemes the {name(ref)} DurationEncoder takes "
+        f"{last[f'encoder_{ref}_ms']:.1f} ms; {times}."
+    )
+    syn = latency.dropna(subset=[f"synth_{ref}_ms"]) if f"synth_{ref}_ms" in latency else latency.iloc[:0]
+    if len(syn):
+        s = syn.iloc[-1]
+        enc = latency[latency["phonemes"] == s["phonemes"]].iloc[0]
+        parts = []
+        for k in others:
+            delta = enc[f"encoder_{k}_ms"] - enc[f"encoder_{ref}_ms"]
+            parts.append(
+                f"{name(k)} {s[f'synth_{k}_ms']:.0f} ms ({s[f'synth_{k}_ratio']:.2f}x; its DurationEncoder "
+                f"{delta:+.1f} ms, {100 * delta / s[f'synth_{ref}_ms']:+.1f}% of the {name(ref)}'s whole time)"
             )
+        out.append(
+            f"Whole-utterance synthesis at {int(s['phonemes'])} phonemes ({s['audio_s']:.1f} s of audio, "
+            f"durations shared): {name(ref)} {s[f'synth_{ref}_ms']:.0f} ms, " + "; ".join(parts) + ". A larger "
+            "measured gap than the DurationEncoders' own is timing noise (other processes, too few repeats)."
+        )
     return out
 
 
@@ -151,14 +185,15 @@ def save_results(
     *,
     settings: dict | None = None,
     weights: dict | None = None,
-    adapter: dict | None = None,
+    adapters: dict | None = None,
     latency: pd.DataFrame | None = None,
     parameters: pd.DataFrame | None = None,
     extra: dict | None = None,
 ) -> dict[str, Path]:
     """Write per_utterance.csv, summary.csv (and latency.csv, parameters.csv) plus results.json.
 
-    results.json holds the settings, the weights source and note, the adapter (path, surgery, metadata),
+    results.json holds the settings, the weights source and note, the adapters (contender name -> path,
+    surgery, metadata),
     the summary numbers, the notes on skipped metrics, the environment and the time.
     """
     out_dir = Path(out_dir)
@@ -175,7 +210,7 @@ def save_results(
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "settings": settings or {},
         "weights": weights or {},
-        "adapter": adapter or {},
+        "adapters": adapters or {},
         "summary": summary.to_dict(orient="records"),
         "notes": list(df.attrs.get("notes", [])),
         "latency": None if latency is None else latency.to_dict(orient="records"),

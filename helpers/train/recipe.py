@@ -1,12 +1,15 @@
 """The shipped stage-1 recipe: distil a Mamba DurationEncoder from Kokoro's LSTM on a 2-core CPU in an hour.
 
     python -m helpers.train.recipe --out results/distill-cpu --minutes 60      # what produced the shipped adapter
+    python -m helpers.train.recipe --block cfc --minutes 60                   # the liquid (CfC) contender
 
 What it does, and why (the measurements are in results/distill-cpu/README.md):
 
 * design: `SurgeryConfig(bidirectional="shared", expand=1.5, dropout=0)` - Vim-style blocks with one shared
   in/out projection, 6.3M parameters against the LSTM encoder's 5.9M, a third of the default's 17.2M, so a
   CPU step is several times cheaper; dropout off because the job is to copy a function exactly;
+  `--block cfc` trains `CFC_DESIGN` instead, by the same recipe: BiCfC layers of the BiLSTMs' widths
+  (helpers.transplant.cfc, 5.9M parameters), written to results/distill-cfc-cpu unless `--out` says otherwise;
 * phase 1 (`layer_fraction` of the steps): each block learns its own LSTM layer on the teacher's inputs
   (helpers.train.layerwise) - no backward through the frozen heads, one signal per layer;
 * phase 2: end to end, the stage-1 losses of helpers.train.losses (features, durations L1 + BCE, F0/N on one
@@ -51,6 +54,8 @@ TRAIN_VOICES = (
 )  # fmt: skip
 EVAL_VOICES = ("af_heart", "am_michael", "jf_alpha")  # seen English, UNSEEN English, seen Japanese (offline)
 DESIGN = SurgeryConfig(bidirectional="shared", expand=1.5, dropout=0.0)
+CFC_DESIGN = SurgeryConfig(block="cfc", dropout=0.0)
+OUT = {"mamba": "results/distill-cpu", "cfc": "results/distill-cfc-cpu"}  # default --out per block
 
 
 def _git_commit() -> str | None:
@@ -251,7 +256,8 @@ def run(
 
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(prog="python -m helpers.train.recipe", description=__doc__.split("\n")[0])
-    p.add_argument("--out", default="results/distill-cpu")
+    p.add_argument("--block", default="mamba", choices=["mamba", "cfc"], help="mamba: DESIGN; cfc: CFC_DESIGN")
+    p.add_argument("--out", default=None, help=f"default per block: {OUT}")
     p.add_argument("--minutes", type=float, default=60.0)
     p.add_argument("--milestones", default="5,15,30,60")
     p.add_argument("--lr", type=float, default=1e-3)
@@ -261,15 +267,19 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--bidirectional", default=DESIGN.bidirectional, choices=["separate", "shared"])
     p.add_argument("--expand", type=float, default=DESIGN.expand)
     p.add_argument("--dropout", type=float, default=DESIGN.dropout)
+    p.add_argument("--timespan", default=CFC_DESIGN.cfc_timespan, choices=["unit", "learned"], help="cfc only")
     p.add_argument("--weights", default="offline-int8")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--w-dur-cum", type=float, default=0.0, help="phase 2: weight of the drift (token-edge) loss")
     p.add_argument("--w-f0", type=float, default=1.0, help="phase 2: weight of the F0 term")
     p.add_argument("--w-energy", type=float, default=1.0, help="phase 2: weight of the energy term")
     a = p.parse_args(argv)
-    design = dataclasses.replace(DESIGN, bidirectional=a.bidirectional, expand=a.expand, dropout=a.dropout)
+    if a.block == "cfc":
+        design = dataclasses.replace(CFC_DESIGN, cfc_timespan=a.timespan, dropout=a.dropout)
+    else:
+        design = dataclasses.replace(DESIGN, bidirectional=a.bidirectional, expand=a.expand, dropout=a.dropout)
     return run(
-        a.out, a.minutes, tuple(float(m) for m in a.milestones.split(",")), a.lr, a.layer_fraction,
+        a.out or OUT[a.block], a.minutes, tuple(float(m) for m in a.milestones.split(",")), a.lr, a.layer_fraction,
         a.batch_size, a.prosody_items, design, a.weights, seed=a.seed,
         loss_weights={"w_dur_cum": a.w_dur_cum, "w_f0": a.w_f0, "w_energy": a.w_energy},
     )  # fmt: skip

@@ -34,9 +34,14 @@ from helpers.transplant.surgery import (
 )
 
 ADAPTER_FORMAT = "kokoro-mamba-adapter/1"
-# the stage-1 adapter trained by `python -m helpers.train.recipe` and shipped with the workbook (fp16)
-SHIPPED_ADAPTER = REPO_ROOT / "results" / "distill-cpu" / "adapter"
-FIXTURE_NOTE = "untrained fixture: random-init Mamba blocks, pretrained AdaLayerNorms; no training at all"
+# the stage-1 adapters trained by `python -m helpers.train.recipe` and shipped with the workbook (fp16), per
+# block kind; the CfC one exists once its run has been shipped (pick_adapter falls back until then)
+SHIPPED_ADAPTERS = {
+    "mamba": REPO_ROOT / "results" / "distill-cpu" / "adapter",
+    "cfc": REPO_ROOT / "results" / "distill-cfc-cpu" / "adapter",
+}
+SHIPPED_ADAPTER = SHIPPED_ADAPTERS["mamba"]
+FIXTURE_NOTE = "untrained fixture: random-init blocks, pretrained AdaLayerNorms; no training at all"
 
 
 class AdapterMismatchError(ValueError):
@@ -117,6 +122,11 @@ def read_adapter_json(path: str | Path) -> dict:
     if fmt != ADAPTER_FORMAT:
         raise AdapterMismatchError(f"{js_path} is not a kokoro-mamba adapter (format {fmt!r})")
     return info
+
+
+def adapter_block(info: dict) -> str:
+    """The kind of block an adapter's JSON records ("mamba" | "cfc"); adapters older than the CfC are Mamba."""
+    return (info.get("surgery") or {}).get("block", "mamba")
 
 
 def adapter_surgery(info: dict, js_path: Path) -> SurgeryConfig:
@@ -256,7 +266,8 @@ def find_adapter(runs_dir: str | Path, include_fixtures: bool = False) -> Path |
 
 
 def make_fixture_adapter(kokoro, path: str | Path, surgery=None, seed: int = 0) -> Path:
-    """Save an *untrained* Mamba DurationEncoder as an adapter (the fallback when no run has trained one).
+    """Save an *untrained* DurationEncoder (`surgery`, default Mamba) as an adapter (the fallback when no run
+    has trained one).
 
     The surgery is applied to `kokoro`'s model, saved with `save_adapter` and undone again, so `kokoro`
     comes back unchanged. Its metadata says ``fixture: true`` and how it was made.
@@ -287,10 +298,16 @@ def describe_adapter(path: str | Path) -> str:
     meta = info.get("metadata", {})
     sur = info.get("surgery", {})
     size = info.get("file_bytes")
+    if adapter_block(info) == "cfc":
+        knobs = (
+            f"block=cfc, backbone={sur.get('cfc_backbone_units')}x{sur.get('cfc_backbone_layers')}, "
+            f"mode={sur.get('cfc_mode')}, timespan={sur.get('cfc_timespan')}"
+        )
+    else:
+        knobs = f"d_state={sur.get('d_state')}, expand={sur.get('expand')}"
     lines = [
         f"adapter: {info['path']} ({size / 2**20:.1f} MB)" if size else f"adapter: {info['path']}",
-        f"surgery: design={sur.get('design')}, d_state={sur.get('d_state')}, expand={sur.get('expand')}, "
-        f"{info.get('parameters', 0):,} parameters",
+        f"surgery: design={sur.get('design')}, {knobs}, {info.get('parameters', 0):,} parameters",
     ]
     if meta.get("fixture"):
         lines.append(f"training: NONE - {meta.get('trained', FIXTURE_NOTE)}")

@@ -25,7 +25,7 @@ from helpers.transplant.surgery import (
 class PeftConfig:
     """What stays trainable after freezing."""
 
-    train_mamba: bool = True  # the new Mamba blocks (and the single design's projection)
+    train_mamba: bool = True  # the new blocks, Mamba or CfC (and the single design's projection)
     train_norms: bool = False  # the DurationEncoder's AdaLayerNorms (layerwise design)
     extra: tuple[str, ...] = ()  # more module paths to unfreeze, e.g. ("predictor.lstm",)
 

@@ -14,6 +14,11 @@ Two replacements keep that contract (`SurgeryConfig.design`):
 
       h = [x ; s] (B, T, 640) -> 3 x ( BiMamba 640->512 -> dropout -> AdaLayerNorm(s) -> [h ; s] ) -> (B, T, 640)
 
+  ``SurgeryConfig.block`` picks what stands in for each BiLSTM: ``"mamba"`` (default; BiMamba or
+  SharedBiMamba) or ``"cfc"``, a bidirectional liquid CfC layer with the BiLSTM's own widths, 2 x 256 units
+  (helpers.transplant.cfc.BiCfC; its ``cfc_*`` settings below). Either is called ``block(h (B, T, 640),
+  lengths) -> (B, T, 512)``, zero on padding, so helpers.train.layerwise teaches both alike.
+
 * ``single`` - the original plan: one (unidirectional, causal) Mamba over [x ; s], d_model 640. Made
   correct here: right padding is exact for a causal scan, its 640 outputs are projected to 512 and the
   style is appended again so the output keeps the contract above. It cannot see the future, which the
@@ -34,9 +39,11 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_
 
 from helpers.mamba.bidirectional import BiMamba, SharedBiMamba
 from helpers.mamba.block import Mamba
+from helpers.transplant.cfc import MODES, TIMESPANS, BiCfC
 
 DURATION_ENCODER_PATH = "predictor.text_encoder"
 DESIGNS = ("layerwise", "single")
+BLOCKS = ("mamba", "cfc")
 
 
 @dataclass
@@ -54,10 +61,25 @@ class SurgeryConfig:
     sty_dim: int = 128
     d_model: int = 512
     n_layers: int = 3
+    block: str = "mamba"  # layerwise: "mamba" | "cfc" (absent from older adapters: they are all Mamba)
+    cfc_backbone_units: int = 480  # cfc: 1.85M parameters per layer, the BiLSTM's 1.84M
+    cfc_backbone_layers: int = 1
+    cfc_mode: str = "default"  # ncps CfCCell mode: "default" | "no_gate" | "pure"
+    cfc_timespan: str = "unit"  # "unit" | "learned" (helpers.transplant.cfc says why unit)
 
     def __post_init__(self) -> None:
         if self.design not in DESIGNS:
             raise ValueError(f"unknown design {self.design!r}; choose one of {DESIGNS}")
+        if self.block not in BLOCKS:
+            raise ValueError(f"unknown block {self.block!r}; choose one of {BLOCKS}")
+        if self.block == "cfc" and self.design != "layerwise":
+            raise ValueError("block='cfc' needs design='layerwise' (the single design is one causal Mamba)")
+        if self.block == "cfc" and self.d_model % 2:
+            raise ValueError(f"block='cfc' splits d_model between two directions: {self.d_model} is odd")
+        if self.cfc_mode not in MODES:
+            raise ValueError(f"unknown cfc_mode {self.cfc_mode!r}; choose one of {MODES}")
+        if self.cfc_timespan not in TIMESPANS:
+            raise ValueError(f"unknown cfc_timespan {self.cfc_timespan!r}; choose one of {TIMESPANS}")
         if self.bidirectional not in ("separate", "shared"):
             raise ValueError(f"bidirectional must be 'separate' or 'shared', got {self.bidirectional!r}")
 
@@ -68,6 +90,15 @@ class SurgeryConfig:
         return asdict(self)
 
 
+def _block(d_in: int, d_out: int, cfg: SurgeryConfig) -> nn.Module:
+    """One layerwise block d_in -> d_out of the configured kind (BiMamba, SharedBiMamba or BiCfC)."""
+    if cfg.block == "cfc":
+        return BiCfC(
+            d_in, d_out // 2, cfg.cfc_backbone_units, cfg.cfc_backbone_layers, cfg.cfc_mode, cfg.cfc_timespan
+        )
+    return _bimamba(d_in, d_out, cfg)
+
+
 def _bimamba(d_in: int, d_out: int, cfg: SurgeryConfig) -> BiMamba | SharedBiMamba:
     if cfg.bidirectional == "shared":
         return SharedBiMamba(d_in, d_out=d_out, **cfg.mamba_kwargs())
@@ -76,7 +107,10 @@ def _bimamba(d_in: int, d_out: int, cfg: SurgeryConfig) -> BiMamba | SharedBiMam
 
 
 class MambaDurationEncoder(nn.Module):
-    """Drop-in replacement for kokoro.modules.DurationEncoder (same forward signature and output)."""
+    """Drop-in replacement for kokoro.modules.DurationEncoder (same forward signature and output).
+
+    The name is historical: with ``cfg.block == "cfc"`` its blocks are liquid CfC layers, not Mamba.
+    """
 
     def __init__(self, cfg: SurgeryConfig):
         super().__init__()
@@ -86,7 +120,7 @@ class MambaDurationEncoder(nn.Module):
         width = cfg.d_model + cfg.sty_dim  # 640
         self.dropout = nn.Dropout(cfg.dropout)
         if cfg.design == "layerwise":
-            self.blocks = nn.ModuleList(_bimamba(width, cfg.d_model, cfg) for _ in range(cfg.n_layers))
+            self.blocks = nn.ModuleList(_block(width, cfg.d_model, cfg) for _ in range(cfg.n_layers))
             self.norms = nn.ModuleList(AdaLayerNorm(cfg.sty_dim, cfg.d_model) for _ in range(cfg.n_layers))
         else:
             self.mamba = Mamba(width, **cfg.mamba_kwargs())
@@ -170,9 +204,10 @@ class SurgeryReport:
 
     def __str__(self) -> str:
         delta = self.added_parameters - self.removed_parameters
+        kind = self.config.design + (f", {self.config.block}" if self.config.block != "mamba" else "")
         return (
             f"{self.path}: {type(self.removed).__name__} ({self.removed_parameters:,} params) -> "
-            f"{type(self.added).__name__} [{self.config.design}] ({self.added_parameters:,} params, {delta:+,})"
+            f"{type(self.added).__name__} [{kind}] ({self.added_parameters:,} params, {delta:+,})"
         )
 
 

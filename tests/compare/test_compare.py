@@ -18,6 +18,7 @@ from helpers.transplant.surgery import MambaDurationEncoder, SurgeryConfig, repl
 
 PHONEMES = "həlˈO."
 SMALL = SurgeryConfig(d_state=4, expand=1)  # small blocks: same contract, faster
+SMALL_CFC = SurgeryConfig(block="cfc", cfc_backbone_units=16)
 FAST = dict(speed=12.0, seed=3)
 
 
@@ -43,6 +44,16 @@ def two_models(kokoro_small_random):
     return lstm, mamba.eval()
 
 
+@pytest.fixture(scope="module")
+def three_models(two_models):
+    """{LSTM, Mamba, CfC}: the two above and a third twin with a (small) CfC DurationEncoder."""
+    lstm, mamba = two_models
+    torch.manual_seed(0)
+    cfc = C.shallow_twin(lstm)
+    replace_duration_encoder(cfc, SMALL_CFC)
+    return {"LSTM": lstm, "Mamba": mamba, "CfC": cfc.eval()}
+
+
 def test_twin_shares_everything_but_the_duration_encoder(two_models):
     lstm, mamba = two_models
     assert not isinstance(lstm.predictor.text_encoder, MambaDurationEncoder), "the original keeps its LSTMs"
@@ -54,25 +65,30 @@ def test_twin_shares_everything_but_the_duration_encoder(two_models):
 
 def test_same_model_and_seed_gives_the_same_audio_twice(two_models, pack):
     lstm, _ = two_models
-    r = C.ab_compare(lstm, lstm, voice=pack, phonemes=PHONEMES, **FAST)
-    assert np.array_equal(r.lstm.audio, r.mamba.audio)
-    assert np.array_equal(r.lstm_audio, r.mamba_audio)
-    s = r.summary()
+    r = C.ab_compare({"LSTM": lstm, "again": lstm}, voice=pack, phonemes=PHONEMES, **FAST)
+    assert np.array_equal(r.syntheses["LSTM"].audio, r.syntheses["again"].audio)
+    assert np.array_equal(r.audio["LSTM"], r.audio["again"])
+    s = r.summary()["again"]
     assert s["dur_within1_pct"] == 100 and s["voicing_err_pct"] == 0 and s["mcd_db"] == 0
 
 
 def test_shared_durations_give_equal_length_analyses(two_models, pack):
     lstm, mamba = two_models
-    r = C.ab_compare(lstm, mamba, voice=pack, phonemes=PHONEMES, share_durations=True, **FAST)
-    a, b = r.lstm, r.mamba
+    r = C.ab_compare({"LSTM": lstm, "Mamba": mamba}, voice=pack, phonemes=PHONEMES, share_durations=True, **FAST)
+    a, b = r.syntheses["LSTM"], r.syntheses["Mamba"]
     assert np.array_equal(a.durations, b.durations)
     assert len(a.audio) == len(b.audio) == 600 * a.durations.sum()
     assert len(a.f0) == len(b.f0) == len(a.energy) == len(b.energy) == 2 * a.durations.sum()
     assert not np.array_equal(a.f0, b.f0), "the Mamba encoder should change the F0 curve"
-    assert "f0_rmse_hz" in r.summary()
+    assert "f0_rmse_hz" in r.summary()["Mamba"]
     # loudness matched: equal active-speech RMS (unless the peak limiter had to act on both alike)
-    assert C.active_rms(r.lstm_audio) == pytest.approx(C.active_rms(r.mamba_audio), rel=1e-3)
-    assert max(np.abs(r.lstm_audio).max(), np.abs(r.mamba_audio).max()) <= 0.99 + 1e-6
+    assert C.active_rms(r.audio["LSTM"]) == pytest.approx(C.active_rms(r.audio["Mamba"]), rel=1e-3)
+    assert max(np.abs(r.audio["LSTM"]).max(), np.abs(r.audio["Mamba"]).max()) <= 0.99 + 1e-6
+
+
+def test_contenders_must_come_as_a_mapping(two_models, pack):
+    with pytest.raises(TypeError, match="mapping name -> model"):
+        C.ab_compare(*two_models, voice=pack, phonemes=PHONEMES, **FAST)
 
 
 def test_predict_prosody_matches_synthesis(two_models, pack):
@@ -130,7 +146,7 @@ def test_evaluate_and_save(two_models, pack, tmp_path):
     sentence = C.EvalSentence("s1", "hello world", PHONEMES)
     bare = C.EvalItem("rec2", "hello world", syn.audio)  # no targets: its duration/F0 metrics are skipped
     # the LSTM against itself: its own synthesis as the "recording", so every target metric is perfect
-    df = C.evaluate(lstm, lstm, [item, bare], [sentence], voice=pack, asr=False, **FAST)
+    df = C.evaluate({"LSTM": lstm, "Mamba": lstm}, [item, bare], [sentence], voice=pack, asr=False, **FAST)
     real = df[(df["set"] == "real") & (df["model"] == "LSTM") & (df["id"] == "rec1")].iloc[0]
     assert real["dur_mae_frames"] == 0 and real["voicing_err_pct"] == 0  # (a random model's F0 is ~0 Hz)
     assert real["mcd_db"] == pytest.approx(0, abs=1e-6)
@@ -142,33 +158,62 @@ def test_evaluate_and_save(two_models, pack, tmp_path):
     summary = C.summarize(df)
     assert {"LSTM", "Mamba", "Mamba - LSTM"} <= set(summary.columns)
     paths = C.save_results(
-        df, tmp_path, settings={"mode": "ci"}, adapter={"path": "x", "metadata": {"steps": 1}}
+        df, tmp_path, settings={"mode": "ci"}, adapters={"Mamba": {"path": "x", "metadata": {"steps": 1}}}
     )
     record = json.loads(paths["json"].read_text())
-    assert record["adapter"]["metadata"]["steps"] == 1 and record["summary"] and record["notes"]
+    assert record["adapters"]["Mamba"]["metadata"]["steps"] == 1 and record["summary"] and record["notes"]
     assert paths["per_utterance"].exists() and paths["summary"].exists()
     assert C.conclusions(summary), "conclusions are built from the numbers"
 
 
-def test_plots_player_and_latency(two_models, pack):
+def test_three_contenders_everywhere(three_models, pack, tmp_path):
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    lstm, mamba = two_models
-    r = C.ab_compare(lstm, mamba, voice=pack, phonemes=PHONEMES, share_durations=True, **FAST)
     from helpers import plots
 
+    r = C.ab_compare(three_models, voice=pack, phonemes=PHONEMES, share_durations=True, **FAST)
+    assert list(r.syntheses) == ["LSTM", "Mamba", "CfC"] and set(r.summary()) == {"Mamba", "CfC"}
     fig = plots.plot_ab(r)
-    assert len(fig.axes) >= 4
+    assert len(fig.axes) >= 5  # durations, F0, one log-mel each
     plt.close(fig)
-    assert C.players_html(r).count("<audio") == 2
-    player = pytest.importorskip("ipywidgets") and C.ab_player(lstm, mamba, ["Hi."], voices=["x"], voice="x")
+    assert C.players_html(r).count("<audio") == 3
+    player = pytest.importorskip("ipywidgets") and C.ab_player(three_models, ["Hi."], voices=["x"], voice="x")
     assert player.children  # built, nothing synthesized until the button is pressed
+    df = C.evaluate(three_models, [], [C.EvalSentence("s1", "hi", PHONEMES)], voice=pack, asr=False, **FAST)
+    summary = C.summarize(df)
+    assert {"LSTM", "Mamba", "CfC", "Mamba - LSTM", "CfC - LSTM"} <= set(summary.columns)
     lat = C.measure_latency(
-        lstm, mamba, [8], repeats=1, synth_repeats=1, voice=pack, speed=12, phonemes=PHONEMES
+        three_models, [8], repeats=1, synth_repeats=1, voice=pack, speed=12, phonemes=PHONEMES
     )
-    assert lat.loc[0, "encoder_lstm_ms"] > 0 and lat.loc[0, "synth_mamba_ms"] > 0
-    table = C.parameter_table(lstm, mamba)
-    assert table.loc[0, "Mamba"] != table.loc[0, "LSTM"]
+    for k in ("lstm", "mamba", "cfc"):
+        assert lat.loc[0, f"encoder_{k}_ms"] > 0 and lat.loc[0, f"synth_{k}_ms"] > 0
+    assert lat.loc[0, "encoder_cfc_ratio"] > 0 and "encoder_lstm_ratio" not in lat
+    fig = plots.plot_latency(lat)
+    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["LSTM", "Mamba", "CfC"]
+    plt.close(fig)
+    table = C.parameter_table(three_models)
+    assert {"LSTM", "Mamba", "CfC", "Mamba / LSTM", "CfC / LSTM"} <= set(table.columns)
+    lines = C.conclusions(summary, {"CfC": {"metadata": {"fixture": True}}}, lat)
+    assert any("CfC adapter is an UNTRAINED fixture" in ln for ln in lines)
+    assert any("CfC" in ln and "x)" in ln for ln in lines), "the latency sentence names every contender"
+
+
+def test_pick_adapter_falls_back_to_a_fixture_of_its_kind(kokoro_small_random, tmp_path, monkeypatch):
+    from helpers.transplant import adapters
+
+    monkeypatch.setitem(adapters.SHIPPED_ADAPTERS, "cfc", tmp_path / "nothing" / "adapter")  # not shipped yet
+    runs = tmp_path / "runs"
+    model = C.shallow_twin(kokoro_small_random.model)
+    replace_duration_encoder(model, SMALL)
+    adapters.save_adapter(model, runs / "distill" / "adapter", {"stage": "distill"})  # a user's Mamba adapter
+    path, twin, messages = C.pick_cfc(kokoro_small_random, runs, tmp_path / "fixture-cfc" / "adapter")
+    assert path == tmp_path / "fixture-cfc" / "adapter", "the user's Mamba adapter is not a CfC"
+    assert any("no CfC adapter shipped yet" in m for m in messages)
+    assert any("UNTRAINED fixture" in m for m in messages)
+    assert twin.model.predictor.text_encoder.cfg.block == "cfc"
+    assert "CfC DurationEncoder" in twin.note
+    path, twin, messages = C.pick_mamba(kokoro_small_random, runs, tmp_path / "fixture" / "adapter")
+    assert path == runs / "distill" / "adapter" and any("your newest trained adapter" in m for m in messages)
