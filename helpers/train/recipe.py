@@ -12,10 +12,10 @@ What it does, and why (the measurements are in results/distill-cpu/README.md):
   (helpers.transplant.cfc, 5.9M parameters), written to results/distill-cfc-cpu unless `--out` says otherwise;
 * layer matching for the whole budget (`layer_fraction` 1.0): each block learns its own LSTM layer on the
   teacher's inputs (helpers.train.layerwise) - no backward through the frozen heads, one signal per layer.
-  Measured against the alternatives (results/distill-cpu/README.md, "Variants"): an end-to-end phase after it
-  (features, durations L1 + BCE [+ the drift loss on token edges], F0/N on one item per batch) made every
-  held-out figure worse at lr 1e-3 and had not recovered when it was stopped; `--layer-fraction 0.4` etc.
-  still runs it;
+  Measured against the alternative (results/distill-cpu/README.md, "Variants"): switching to the end-to-end
+  losses (features, durations L1 + BCE + the drift loss on token edges, F0/N on one item per batch) halfway
+  made every held-out figure worse within ~15 steps (Adam's moment estimates, built on the layer losses, meet
+  gradients of another scale); `--layer-fraction 0.5` etc. still runs that phase;
 * every utterance of every batch gets the style row of a voice drawn from `TRAIN_VOICES` (English and
   Japanese packs), so the student learns the style conditioning; am_michael is never trained on and is
   one of the evaluation voices;
