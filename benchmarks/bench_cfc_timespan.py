@@ -13,6 +13,7 @@ the learned variant the spread of its spans on the held-out tokens. A CPU-sized 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import tempfile
 import time
@@ -63,8 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     for seed in (int(s) for s in a.seeds.split(",")):
         for span in ("unit", "learned"):
             torch.manual_seed(seed)
-            design = CFC_DESIGN.__class__(**{**CFC_DESIGN.to_dict(), "cfc_timespan": span})
-            report = replace_duration_encoder(kokoro.model, design)
+            report = replace_duration_encoder(kokoro.model, dataclasses.replace(CFC_DESIGN, cfc_timespan=span))
             cfg = TrainConfig(
                 stage="distill", steps=a.steps, layer_steps=a.steps, batch_size=a.batch_size, lr=1e-3,
                 warmup_steps=5, seed=seed, log_every=10**9, eval_every=10**9, ckpt_every=10**9,

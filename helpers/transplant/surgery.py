@@ -65,7 +65,7 @@ class SurgeryConfig:
     cfc_backbone_units: int = 480  # cfc: 1.85M parameters per layer, the BiLSTM's 1.84M
     cfc_backbone_layers: int = 1
     cfc_mode: str = "default"  # ncps CfCCell mode: "default" | "no_gate" | "pure"
-    cfc_timespan: str = "unit"  # "unit" | "learned" (helpers.transplant.cfc says why unit)
+    cfc_timespan: str = "unit"  # "unit" | "learned" (helpers.transplant.cfc says why unit, measured)
 
     def __post_init__(self) -> None:
         if self.design not in DESIGNS:
