@@ -14,15 +14,6 @@ from helpers.transplant.surgery import MambaDurationEncoder, SurgeryConfig, repl
 SMALL = dict(block="cfc", cfc_backbone_units=24)  # small backbone: same contract, faster
 
 
-def _inputs(lengths, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    B, T = len(lengths), max(lengths)
-    x = torch.randn(B, 512, T, generator=g)
-    style = torch.randn(B, 128, generator=g)
-    lengths = torch.tensor(lengths)
-    pad = torch.arange(T)[None, :] >= lengths[:, None]  # (B, T) True on padding
-    return x.masked_fill(pad[:, None, :], 1e3), style, lengths, pad  # garbage in the pads must not matter
-
 
 def _reference(layer: BiCfC, x: torch.Tensor) -> torch.Tensor:
     """One sequence x (T, d_in) through ncps's CfCCell.forward, step by step, both ways -> (T, 2*units)."""
@@ -66,10 +57,10 @@ def test_bicfc_refuses_unknown_settings():
         SurgeryConfig(block="lstm")
 
 
-def test_contract_shapes_style_and_zero_padding():
+def test_contract_shapes_style_and_zero_padding(encoder_inputs):
     enc = MambaDurationEncoder(SurgeryConfig(**SMALL)).eval()
     assert all(isinstance(b, BiCfC) and b.d_out == 512 for b in enc.blocks)
-    x, style, lengths, pad = _inputs([9, 6, 2])
+    x, style, lengths, pad = encoder_inputs([9, 6, 2])
     out = enc(x, style, lengths, pad)
     assert out.shape == (3, 9, 640)
     assert torch.all(out[pad] == 0), "padding must be exactly zero"
@@ -78,12 +69,12 @@ def test_contract_shapes_style_and_zero_padding():
 
 
 @pytest.mark.parametrize("timespan", ["unit", "learned"])
-def test_padded_batch_equals_single_runs(timespan):
+def test_padded_batch_equals_single_runs(encoder_inputs, timespan):
     enc = MambaDurationEncoder(SurgeryConfig(cfc_timespan=timespan, **SMALL)).eval()
     if timespan == "learned":
         for b in enc.blocks:
             torch.nn.init.normal_(b.timespan.weight, std=0.05)
-    x, style, lengths, pad = _inputs([12, 7, 3])
+    x, style, lengths, pad = encoder_inputs([12, 7, 3])
     with torch.no_grad():
         batch = enc(x, style, lengths, pad)
         for b, n in enumerate(lengths.tolist()):
@@ -92,9 +83,9 @@ def test_padded_batch_equals_single_runs(timespan):
 
 
 @pytest.mark.parametrize("timespan", ["unit", "learned"])
-def test_gradients_reach_every_cfc_parameter(timespan):
+def test_gradients_reach_every_cfc_parameter(encoder_inputs, timespan):
     enc = MambaDurationEncoder(SurgeryConfig(n_layers=2, dropout=0.0, cfc_timespan=timespan, **SMALL))
-    x, style, lengths, pad = _inputs([7, 4])
+    x, style, lengths, pad = encoder_inputs([7, 4])
     enc(x, style, lengths, pad).square().mean().backward()
     names = [n for n, _ in enc.blocks.named_parameters()]
     assert any(".cell_bwd." in n for n in names)
@@ -114,11 +105,11 @@ def test_parameter_count_matches_the_lstm_encoder():
     assert abs(cfc / lstm - 1) < 0.01, (cfc, lstm)
 
 
-def test_layer_matching_works_unchanged_on_the_cfc_design():
+def test_layer_matching_works_unchanged_on_the_cfc_design(encoder_inputs):
     from helpers.train.layerwise import layer_match_loss
 
     enc = MambaDurationEncoder(SurgeryConfig(n_layers=2, dropout=0.0, **SMALL))
-    _, style, lengths, pad = _inputs([6, 3])
+    _, style, lengths, pad = encoder_inputs([6, 3])
     keep = (~pad)[..., None]
     trace = [(torch.randn(2, 6, 640) * keep, torch.randn(2, 6, 512) * keep) for _ in range(2)]
     loss = layer_match_loss(enc, trace, style, lengths, pad)
@@ -126,7 +117,7 @@ def test_layer_matching_works_unchanged_on_the_cfc_design():
     assert torch.isfinite(loss) and all(p.grad is not None for p in enc.blocks.parameters())
 
 
-def test_adapter_round_trip_reproduces_outputs(fresh_small_model, tmp_path):
+def test_adapter_round_trip_reproduces_outputs(encoder_inputs, fresh_small_model, tmp_path):
     model = fresh_small_model().eval()
     report = replace_duration_encoder(model, SurgeryConfig(n_layers=1, cfc_timespan="learned", **SMALL))
     assert "cfc" in str(report)
@@ -138,7 +129,7 @@ def test_adapter_round_trip_reproduces_outputs(fresh_small_model, tmp_path):
     cfg = load_adapter(fresh, tmp_path / "adapter")
     assert cfg.block == "cfc" and cfg.cfc_timespan == "learned"
     assert isinstance(fresh.predictor.text_encoder.blocks[0], BiCfC)
-    x, style, lengths, pad = _inputs([10, 4])
+    x, style, lengths, pad = encoder_inputs([10, 4])
     with torch.no_grad():
         torch.testing.assert_close(
             fresh.predictor.text_encoder(x, style, lengths, pad),
@@ -160,12 +151,12 @@ def test_older_adapters_without_a_block_are_mamba(fresh_small_model, tmp_path):
     assert load_adapter(fresh_small_model(), tmp_path / "adapter").block == "mamba"
 
 
-def test_unit_and_learned_students_start_alike():
+def test_unit_and_learned_students_start_alike(encoder_inputs):
     """The learned span starts at exactly 1 and draws no random numbers: same seed, same cells, same output."""
     torch.manual_seed(0)
     unit = MambaDurationEncoder(SurgeryConfig(**SMALL)).eval()
     torch.manual_seed(0)
     learned = MambaDurationEncoder(SurgeryConfig(cfc_timespan="learned", **SMALL)).eval()
-    x, style, lengths, pad = _inputs([5, 3])
+    x, style, lengths, pad = encoder_inputs([5, 3])
     with torch.no_grad():
         torch.testing.assert_close(learned(x, style, lengths, pad), unit(x, style, lengths, pad))

@@ -17,21 +17,11 @@ from helpers.transplant.surgery import (
 SMALL = dict(d_state=4, expand=1)  # small blocks keep these tests fast; shapes/contract are the same
 
 
-def _inputs(lengths, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    B, T = len(lengths), max(lengths)
-    x = torch.randn(B, 512, T, generator=g)
-    style = torch.randn(B, 128, generator=g)
-    lengths = torch.tensor(lengths)
-    pad = torch.arange(T)[None, :] >= lengths[:, None]  # (B, T) True on padding
-    x = x.masked_fill(pad[:, None, :], 1e3)  # garbage in the pads must not matter
-    return x, style, lengths, pad
-
 
 @pytest.mark.parametrize("design", ["layerwise", "single"])
-def test_contract_shapes_style_and_masks(design):
+def test_contract_shapes_style_and_masks(encoder_inputs, design):
     enc = MambaDurationEncoder(SurgeryConfig(design=design, **SMALL)).eval()
-    x, style, lengths, pad = _inputs([9, 6, 2])
+    x, style, lengths, pad = encoder_inputs([9, 6, 2])
     out = enc(x, style, lengths, pad)
     assert out.shape == (3, 9, 640)
     assert torch.all(out[pad] == 0), "padding must be exactly zero"
@@ -42,18 +32,18 @@ def test_contract_shapes_style_and_masks(design):
 
 
 @pytest.mark.parametrize("design", ["layerwise", "single"])
-def test_padded_batch_equals_single_runs(design):
+def test_padded_batch_equals_single_runs(encoder_inputs, design):
     enc = MambaDurationEncoder(SurgeryConfig(design=design, **SMALL)).eval()
-    x, style, lengths, pad = _inputs([12, 7, 3])
+    x, style, lengths, pad = encoder_inputs([12, 7, 3])
     batch = enc(x, style, lengths, pad)
     for b, n in enumerate(lengths.tolist()):
         alone = enc(x[b : b + 1, :, :n], style[b : b + 1], lengths[b : b + 1], pad[b : b + 1, :n])
         torch.testing.assert_close(batch[b, :n], alone[0], rtol=1e-5, atol=1e-5)
 
 
-def test_dropout_only_in_training():
+def test_dropout_only_in_training(encoder_inputs):
     enc = MambaDurationEncoder(SurgeryConfig(**SMALL))
-    x, style, lengths, pad = _inputs([8, 5])
+    x, style, lengths, pad = encoder_inputs([8, 5])
     enc.eval()
     a, b = enc(x, style, lengths, pad), enc(x, style, lengths, pad)
     assert torch.equal(a, b)
@@ -141,7 +131,7 @@ def test_adamw_step_changes_no_frozen_tensor(operated):
     assert changed and changed <= trainable, f"frozen tensors changed: {sorted(changed - trainable)[:5]}"
 
 
-def test_adapter_round_trip_reproduces_outputs(operated, fresh_small_model, tmp_path):
+def test_adapter_round_trip_reproduces_outputs(encoder_inputs, operated, fresh_small_model, tmp_path):
     model, _ = operated
     model.eval()
     for p in model.predictor.text_encoder.blocks.parameters():  # make it differ from init
@@ -150,7 +140,7 @@ def test_adapter_round_trip_reproduces_outputs(operated, fresh_small_model, tmp_
     fresh = fresh_small_model().eval()
     cfg = load_adapter(fresh, tmp_path / "adapter")
     assert cfg.design == "layerwise"
-    x, style, lengths, pad = _inputs([10, 4])
+    x, style, lengths, pad = encoder_inputs([10, 4])
     torch.testing.assert_close(
         fresh.predictor.text_encoder(x, style, lengths, pad),
         model.predictor.text_encoder(x, style, lengths, pad),
