@@ -12,6 +12,13 @@ anything but ``S.mode`` and the numbers derived here, so the same code runs in b
 Each mode has its own run folder, ``runs/ci/`` and ``runs/full/`` (checkpoints, adapters, reports), so a CI run
 never resumes or overwrites a full one. ``KOKORO_MAMBA_RUNS`` moves the ``runs/`` root and
 ``KOKORO_MAMBA_CACHE`` the cache (the Colab set-up points both at Google Drive, so they survive a disconnect).
+
+One more field, ``dataset``, names the recorded speech that notebooks 04 (prepare), 05 (stage 2) and 06 (held-out
+evaluation) all use, so the three agree: ``"starter"`` (the five LibriVox clips in ``data/librivox``),
+``"ljspeech"`` (LJSpeech 1.1 under the cache, as notebook 04 downloads it), or the path of any folder of
+(wav, txt) pairs or LJSpeech-shaped (``metadata.csv`` + ``wavs/``). ``"auto"`` (the default) takes
+``KOKORO_MAMBA_DATASET`` when set; otherwise CI mode keeps the starter clips, and full mode takes LJSpeech when it
+is in the cache, else the starter clips. ``S.dataset_dir()`` resolves the name to a folder.
 """
 
 from __future__ import annotations
@@ -48,6 +55,7 @@ class Settings:
     cache_dir: Path = field(default_factory=_default_cache_dir)
     data_dir: Path = REPO_ROOT / "data"
     runs_dir: Path | None = None  # None: runs_root() / mode, one folder per mode
+    dataset: str = "auto"  # "auto" | "starter" | "ljspeech" | a folder path: the recordings of notebooks 04-06
 
     def __post_init__(self) -> None:
         if self.runs_dir is None:
@@ -68,6 +76,20 @@ class Settings:
     @property
     def is_ci(self) -> bool:
         return self.mode == "ci"
+
+    def dataset_dir(self) -> Path:
+        """The folder `dataset` names (module docstring); "auto" resolved as described there."""
+        name = self.dataset
+        if name == "auto":
+            name = os.environ.get("KOKORO_MAMBA_DATASET") or ("starter" if self.is_ci else "auto")
+        ljspeech = Path(self.cache_dir) / "ljspeech" / "LJSpeech-1.1"  # where notebook 04 unpacks it
+        if name == "auto":
+            return ljspeech if (ljspeech / "metadata.csv").is_file() else self.data_dir / "librivox"
+        if name == "starter":
+            return self.data_dir / "librivox"
+        if name == "ljspeech":
+            return ljspeech
+        return Path(name).expanduser()
 
     def seed_everything(self, seed: int | None = None) -> None:
         """Seed Python, NumPy and torch (CPU and CUDA) for repeatable runs."""
