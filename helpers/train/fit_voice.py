@@ -15,6 +15,7 @@ first epoch and after each, the same losses on the held-out clips (fixed crops a
 stops after `patience` epochs without improvement and returns the best pack (the stock one if nothing helped).
 
     pack = fit_voice(kokoro, dataset, FitVoiceConfig(epochs=20))     # dataset: prepare_dataset's result
+    pack, path = fitted_voice(kokoro, dataset, S)   # the same, cached under runs/<mode>/voices/ (notebooks 04-06)
     python -m helpers.train.fit_voice --data data/librivox --out runs/voices/reader.safetensors
 
 A first version: whether the fitted pack beats the best stock pack on held-out MCD and F0 RMSE is measured
@@ -217,6 +218,42 @@ def save_pack(pack: torch.Tensor, path: str | Path, metadata: dict[str, str] | N
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file({PACK_KEY: float_pack(pack.contiguous())}, str(path), metadata=metadata)
     return path
+
+
+def fitted_voice(
+    kokoro, dataset, settings, cfg: FitVoiceConfig | None = None, progress: bool = True
+) -> tuple[torch.Tensor, Path]:
+    """`fit_voice` once per (prepared data, weights, config): (pack, path of its cached .safetensors).
+
+    The file lives at `settings.runs_dir / "voices" / <dataset name>-<key>.safetensors`, the key a hash of the
+    dataset's settings hash, its train/val item ids, the weights source, the start pack and `cfg`; so notebooks
+    04, 05 and 06 share one fitted voice, and a change to any of these fits again (old files stay).
+    """
+    import dataclasses
+    import hashlib
+    import json
+
+    from helpers.kokoro.voices import read_pack_file
+
+    cfg = cfg or FitVoiceConfig()
+    train, val = _splits(dataset)
+    manifest = getattr(dataset, "manifest", None) or {}
+    start = reference_voice_of(dataset)
+    key = json.dumps({"data": manifest.get("settings_hash"), "train": sorted(it.id for it in train),
+                      "val": sorted(it.id for it in val), "weights": getattr(kokoro, "source", ""), "start": start,
+                      "cfg": dataclasses.asdict(cfg)}, sort_keys=True)  # fmt: skip
+    name = manifest.get("name") or "dataset"
+    path = Path(settings.runs_dir) / "voices" / f"{name}-{hashlib.sha256(key.encode()).hexdigest()[:10]}.safetensors"
+    if path.is_file():
+        return read_pack_file(path), path
+    history: list[dict] = []
+    pack = fit_voice(kokoro, dataset, cfg, start=start, history=history, progress=progress)
+    best = min(history, key=lambda r: r["val_loss"])
+    meta = {"start": start, "data": name, "weights": str(getattr(kokoro, "source", "")), "best_epoch": str(best["epoch"]),
+            "val_loss_start": f"{history[0]['val_loss']:.4f}", "val_loss_best": f"{best['val_loss']:.4f}"}  # fmt: skip
+    tmp = save_pack(pack, path.with_name(path.stem + ".part.safetensors"), meta)
+    tmp.replace(path)  # atomic: an interrupted fit leaves no half-written voice behind
+    return pack, path
 
 
 def main(argv: list[str] | None = None) -> Path:

@@ -81,3 +81,31 @@ def test_the_start_is_the_datasets_reference_voice():
         manifest = {"reference_voice": {"voice": "am_michael", "reason": "nearest"}}
 
     assert reference_voice_of(Prepared()) == "am_michael"
+
+
+def test_fitted_voice_is_fitted_once_and_cached(kokoro_small_random, tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from helpers.settings import Settings
+    from helpers.train import fit_voice as FV
+
+    items = _items()
+    data = SimpleNamespace(train=items[:2], val=items[2:],
+                           manifest={"name": "tiny", "settings_hash": "abc", "reference_voice": {"voice": "af_heart"}})  # fmt: skip
+    S = Settings(mode="ci", runs_dir=tmp_path / "runs")
+    cfg = FitVoiceConfig(epochs=1, lr=0.05, patience=1, crop_frames=4)
+    pack, path = FV.fitted_voice(kokoro_small_random, data, S, cfg, progress=False)
+    assert path.parent == tmp_path / "runs" / "voices" and path.name.startswith("tiny-")
+    assert torch.equal(read_pack_file(path), pack) and not list(path.parent.glob("*.part*"))
+    calls = []
+
+    def counted(*args, history, **kw):  # stands in for a second real fit
+        calls.append(1)
+        history.append({"epoch": 0, "val_loss": 1.0})
+        return pack
+
+    monkeypatch.setattr(FV, "fit_voice", counted)
+    again, path2 = FV.fitted_voice(kokoro_small_random, data, S, cfg, progress=False)
+    assert path2 == path and torch.equal(again, pack) and not calls  # read back, not fitted again
+    _, path3 = FV.fitted_voice(kokoro_small_random, data, S, FitVoiceConfig(epochs=2, crop_frames=4), progress=False)
+    assert path3 != path and calls == [1] and path.is_file()  # another config: fitted again, the old file kept
