@@ -82,7 +82,7 @@ CI_CORPUS_LIMIT = 64  # sentences prepared in CI mode
 
 @dataclass(frozen=True)
 class PrepareConfig:
-    """The preparation recipe. Everything except val_fraction/keep_suspect/limit is hashed into the cache."""
+    """The preparation recipe. Everything except val_fraction/min_val/keep_suspect/limit is hashed into the cache."""
 
     name: str | None = None  # cache folder name; None = the data folder's name
     voice: str = "auto"  # pack for style and DTW reference; "auto" = settings.voice, then nearest by F0
@@ -90,6 +90,7 @@ class PrepareConfig:
     dtw: DTWSettings = DTWSettings()
     check: CheckSettings = CheckSettings()
     val_fraction: float = 0.1
+    min_val: int = 20  # at least this many held out, where the data allows (never over a quarter of the items)
     keep_suspect: bool = False  # True: suspect items stay in train/val (still flagged)
     store_audio: bool = True  # keep the clip's samples (int16) in the cache for waveform losses
     limit: int | None = None  # use only the first `limit` kept items (quick runs); the rest stay cached
@@ -107,11 +108,14 @@ def split_of(item_id: str, val_fraction: float = 0.1) -> str:
     return "val" if split_fraction(item_id) < val_fraction else "train"
 
 
-def assign_splits(ids: Sequence[str], val_fraction: float) -> dict[str, str]:
-    """{id: "train"|"val"} by `split_of`, with at least one validation item when there are two or more."""
+def assign_splits(ids: Sequence[str], val_fraction: float, min_val: int = 1) -> dict[str, str]:
+    """{id: "train"|"val"} by `split_of`, topped up with the next ids by `split_fraction` to at least
+    min(min_val, a quarter of the items) validation items, and at least one when there are two or more."""
     out = {i: split_of(i, val_fraction) for i in ids}
-    if len(ids) >= 2 and val_fraction > 0 and "val" not in out.values():
-        out[min(ids, key=split_fraction)] = "val"
+    need = max(min(min_val, len(ids) // 4), 1 if len(ids) >= 2 else 0) if val_fraction > 0 else 0
+    missing = max(0, need - sum(v == "val" for v in out.values()))
+    for i in sorted((i for i in ids if out[i] == "train"), key=split_fraction)[:missing]:
+        out[i] = "val"
     return out
 
 
@@ -391,7 +395,7 @@ def prepare_dataset(
             }
         )
 
-    splits = assign_splits([r["id"] for r in rows], config.val_fraction)
+    splits = assign_splits([r["id"] for r in rows], config.val_fraction, config.min_val)
     for r in rows:
         r["split"] = splits[r["id"]]
     usable = [r for r in rows if config.keep_suspect or not r["suspect"]]
@@ -403,6 +407,7 @@ def prepare_dataset(
         "settings_hash": shash,
         "settings": record,
         "val_fraction": config.val_fraction,
+        "min_val": config.min_val,
         "keep_suspect": config.keep_suspect,
         "limit": config.limit,
         "git_commit": _git_commit(),

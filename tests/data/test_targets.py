@@ -214,6 +214,46 @@ def test_cache_skips_invalidates_and_splits(tmp_path, monkeypatch):
     assert len(calls) == n + 5  # another voice: every item's targets are computed again
 
 
+def test_split_holds_out_enough_where_the_data_allows():
+    for n, at_least in [(2, 1), (5, 1), (40, 10), (100, 20), (2000, 100)]:
+        ids = [f"LJ{i:05d}" for i in range(n)]
+        n_val = list(assign_splits(ids, 0.1, min_val=20).values()).count("val")
+        assert at_least <= n_val <= max(at_least, 0.15 * n), (n, n_val)
+    small = assign_splits([f"c{i}" for i in range(40)], 0.1, min_val=20)
+    grown = assign_splits([f"c{i}" for i in range(40)] + [f"d{i}" for i in range(400)], 0.1, min_val=20)
+    assert {i for i, v in grown.items() if v == "val"} >= {i for i, v in small.items() if v == "val" and v == grown[i]}
+
+
+def test_the_dataset_setting_reaches_prepare(tmp_path, monkeypatch):
+    """Settings.dataset -> prepare_recordings, the one call of notebooks 04, 05 and 06: an LJSpeech-shaped folder
+    (metadata.csv + wavs/) is prepared with the workbook's recipe and split; a missing one is named."""
+    import helpers.data.prepare as P
+    from helpers.data.recordings import prepare_recordings, recordings_config
+
+    calls: list[str] = []
+    monkeypatch.setattr(P, "compute_targets", _fake_compute(calls))
+    lj = tmp_path / "LJSpeech-like"
+    (lj / "wavs").mkdir(parents=True)
+    rows = [ln.split("|") for ln in (LIBRIVOX / "metadata.csv").read_text(encoding="utf-8").splitlines() if ln]
+    lines = []
+    for k in range(3):  # 15 clips: the starter's five, three times under LJSpeech-style ids
+        for j, (clip, text, *_) in enumerate(rows):
+            shutil.copy(LIBRIVOX / "wavs" / f"{clip}.wav", lj / "wavs" / f"LJ{k:03d}-{j:04d}.wav")
+            lines.append(f"LJ{k:03d}-{j:04d}|{text}|{text}")
+    (lj / "metadata.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    report = validate_items(read_ljspeech(lj), lambda text: "ðə tˈɛst.", ValidationSettings(check_rate=False),
+                            progress=False)  # fmt: skip
+    S = Settings(mode="full", dataset=str(lj), cache_dir=tmp_path / "cache", voice="af_heart")
+    data = prepare_recordings(StubKokoro(), S, report=report, progress=False, verbose=False)
+    assert data.manifest["root"] == str(lj) and len(calls) == 15
+    assert data.manifest["limit"] == recordings_config(S).limit and data.manifest["min_val"] == 20
+    assert len(data.val) >= 15 // 4 and len(data.train) + len(data.val) == 15
+    assert not set(data.train.ids) & set(data.val.ids)
+    S.dataset = str(tmp_path / "nowhere")
+    with pytest.raises(FileNotFoundError, match="nowhere"):
+        prepare_recordings(StubKokoro(), S)
+
+
 def test_text_corpus_cached_and_refusals_reported(tmp_path):
     path = tmp_path / "sentences.txt"
     path.write_text(
