@@ -50,6 +50,12 @@ class FitVoiceConfig:
     w_energy: float = 1.0
     seed: int = 0
 
+    @classmethod
+    def for_mode(cls, mode: str, **overrides) -> FitVoiceConfig:
+        """CI mode: two short epochs on decoder crops of 16 frames (a minute on a CPU); full mode: the defaults."""
+        base = {"epochs": 2, "patience": 1, "crop_frames": 16} if mode == "ci" else {}
+        return cls(**{**base, **overrides})
+
 
 def reference_voice_of(dataset) -> str:
     """The stock pack the dataset's targets were made with (prepare_dataset's choice, nearest the reader)."""
@@ -227,7 +233,8 @@ def fitted_voice(
 
     The file lives at `settings.runs_dir / "voices" / <dataset name>-<key>.safetensors`, the key a hash of the
     dataset's settings hash, its train/val item ids, the weights source, the start pack and `cfg`; so notebooks
-    04, 05 and 06 share one fitted voice, and a change to any of these fits again (old files stay).
+    04, 05 and 06 share one fitted voice, and a change to any of these fits again (old files stay). `cfg`
+    defaults to `FitVoiceConfig.for_mode(settings.mode)`.
     """
     import dataclasses
     import hashlib
@@ -235,7 +242,7 @@ def fitted_voice(
 
     from helpers.kokoro.voices import read_pack_file
 
-    cfg = cfg or FitVoiceConfig()
+    cfg = cfg or FitVoiceConfig.for_mode(settings.mode)
     train, val = _splits(dataset)
     manifest = getattr(dataset, "manifest", None) or {}
     start = reference_voice_of(dataset)
