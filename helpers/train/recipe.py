@@ -14,8 +14,9 @@ What it does, and why (the measurements are in results/distill-cpu/README.md):
   teacher's inputs (helpers.train.layerwise) - no backward through the frozen heads, one signal per layer.
   Measured against the alternative (results/distill-cpu/README.md, "Variants"): switching to the end-to-end
   losses (features, durations L1 + BCE + the drift loss on token edges, F0/N on one item per batch) halfway
-  made every held-out figure worse within ~15 steps (a likely cause, not tested: Adam's moments, built on
-  the layer losses, meet gradients of another scale); `--layer-fraction 0.5` etc. still runs that phase;
+  made every held-out figure worse within ~15 steps, and so did an end-to-end finish from the trained adapter
+  with a fresh AdamW at lr 1e-4 (variant E, benchmarks/bench_e2e_finish.py): the signal, not the optimizer
+  state; `--layer-fraction 0.5` etc. still runs that phase;
 * every utterance of every batch gets the style row of a voice drawn from `TRAIN_VOICES` (English and
   Japanese packs), so the student learns the style conditioning; am_michael is never trained on and is
   one of the evaluation voices;
