@@ -50,14 +50,23 @@ def layer_match_loss(
     s: torch.Tensor,
     lengths: torch.Tensor,
     pad: torch.Tensor,
+    chained: bool = False,
 ) -> torch.Tensor:
-    """Mean over layers of the masked MSE between the student's and the teacher's normalised layer outputs."""
+    """Mean over layers of the masked MSE between the student's and the teacher's normalised layer outputs.
+
+    chained=False: every block reads the teacher's input to its layer (teacher forcing). chained=True: blocks
+    after the first read the student's own previous output, as at inference, so errors that compound from layer
+    to layer are trained against too (gradients then run through the earlier blocks).
+    """
     if getattr(student.cfg, "design", None) != "layerwise":
         raise ValueError("layer matching needs the layerwise design (one block per teacher LSTM)")
     keep = (~pad)[..., None].to(s.dtype)  # (B, T, 1)
     n = keep.sum() * trace[0][1].shape[-1]
-    total = s.new_zeros(())
+    total, h_own = s.new_zeros(()), None
+    sx = s[:, None, :].expand(-1, keep.shape[1], -1)  # (B, T, 128)
     for (h_in, y_t), block, norm in zip(trace, student.blocks, student.norms):
-        y = norm(student.dropout(block(h_in, lengths)), s)  # (B, T, 512)
+        h = h_in if h_own is None or not chained else h_own  # (B, T, 640)
+        y = norm(student.dropout(block(h, lengths)), s)  # (B, T, 512)
         total = total + ((y - y_t).square() * keep).sum() / n
+        h_own = torch.cat([y, sx], dim=-1) * keep  # (B, T, 640) the student's own input to the next block
     return total / len(trace)
