@@ -66,6 +66,27 @@ def test_layer_loss_trains_only_the_student_and_pulls_it_towards_the_teacher():
         layer_match_loss(MambaDurationEncoder(SurgeryConfig(design="single", expand=1)), trace, s, lengths, pad)
 
 
+@KOKORO_LSTM_DROPOUT
+def test_chained_layer_loss_feeds_each_block_the_students_own_input():
+    from kokoro.modules import DurationEncoder
+
+    torch.manual_seed(0)
+    teacher = DurationEncoder(128, 512, 3, dropout=0.2).eval()
+    student = MambaDurationEncoder(SurgeryConfig(d_state=4, expand=1, bidirectional="shared", dropout=0.0))
+    d_en, s, lengths, pad = _batch()
+    trace = teacher_trace(teacher, d_en, s, lengths, pad)
+    forced = layer_match_loss(student, trace, s, lengths, pad)
+    chained = layer_match_loss(student, trace, s, lengths, pad, chained=True)
+    assert not torch.allclose(forced, chained)  # an untrained block 1 gives block 2 another input
+    # chained, block 0 also gets gradient from the later layers' terms (through blocks 1 and 2)
+    student.zero_grad()
+    layer_match_loss(student, trace, s, lengths, pad, chained=True).backward()
+    g_chained = [p.grad.clone() for p in student.blocks[0].parameters()]
+    student.zero_grad()
+    layer_match_loss(student, trace, s, lengths, pad).backward()
+    assert any(not torch.allclose(a, p.grad) for a, p in zip(g_chained, student.blocks[0].parameters()))
+
+
 def test_restyle_draws_voices_reproducibly_with_kokoros_row_rule():
     items = [TrainItem(f"s{i}", np.array([0, 5, 6, 7, 0]), np.zeros(256, np.float32), n_phonemes=3 + i) for i in range(6)]
     bank = {"a": torch.randn(510, 1, 256), "b": torch.randn(510, 1, 256)}
