@@ -17,6 +17,7 @@ architecture at equal training. A system whose adapter is absent (notebook 05 no
     table = systems_table(df)                      # per (metric, system): n, mean, 95% CI, paired diff vs ref
     diffs = systems_differences(df, default_pairs(systems.models))   # per (pair, metric): diff, CI, verdict
     lines = verdict_lines(diffs)                   # the written conclusion, one sentence per pair
+    assert lines_agree(lines, diffs)               # ... and it says "no difference" exactly where the table does
 
 Statistics are `helpers.compare.stats`': percentile bootstrap over utterances, and "no difference" when the
 paired interval of the difference contains 0. With one held-out clip (the CI starter data) a bootstrap of one
@@ -224,9 +225,13 @@ def verdict_lines(diffs: pd.DataFrame, missing: dict | None = None) -> list[str]
         nodiff = g[g["verdict"] == NO_DIFFERENCE]
         if len(nodiff):
             parts.append(f"{NO_DIFFERENCE} in " + ", ".join(nodiff["metric"]))
-        for r in g[g["verdict"] != NO_DIFFERENCE].itertuples():
+        for r in g[~g["verdict"].isin([NO_DIFFERENCE]) & ~g["verdict"].str.startswith(TOO_FEW)].itertuples():
             ci = f"{r.diff:+.2f} {r.units}, 95% CI [{r.diff_lo:+.2f}, {r.diff_hi:+.2f}]"
             parts.append(f"{r.verdict.removeprefix(f'{b} ')} in {r.metric} ({ci})")
+        few = g[g["verdict"].str.startswith(TOO_FEW)]
+        if len(few):
+            vals = ", ".join(f"{r.metric} {r.diff:+.2f} {r.units}" for r in few.itertuples())
+            parts.append(f"{TOO_FEW} (n={int(few['n'].max())}) to tell in {vals}")
         n = int(g["n"].max())
         out.append(f"{b} vs {a} on {n} held-out clip{'s' if n != 1 else ''}: " + "; ".join(parts) + ".")
     if len(diffs) and int(diffs["n"].max()) < 2:
@@ -234,3 +239,17 @@ def verdict_lines(diffs: pd.DataFrame, missing: dict | None = None) -> list[str]
                    "run in full mode (more held-out clips) for intervals.")  # fmt: skip
     out += [f"{name} is not compared: {why}." for name, why in (missing or {}).items()]
     return out
+
+
+def lines_agree(lines: list[str], diffs: pd.DataFrame) -> bool:
+    """True when every pair's sentence of `verdict_lines` lists a metric under "no difference" exactly when
+    `diffs` says so (the conclusion checked against the table)."""
+    for (a, b), g in diffs.groupby(["a", "b"], sort=False):
+        line = next((ln for ln in lines if ln.startswith(f"{b} vs {a} ")), None)
+        if line is None:
+            return False
+        said = line.split(f"{NO_DIFFERENCE} in ", 1)[1].split(";")[0] if f"{NO_DIFFERENCE} in " in line else ""
+        named = {m for m in g["metric"] if m in said}
+        if named != set(g.loc[g["verdict"] == NO_DIFFERENCE, "metric"]):
+            return False
+    return True

@@ -120,6 +120,9 @@ def test_no_difference_exactly_when_the_paired_interval_contains_zero():
         for r in g.itertuples():
             assert (r.metric in said) == (r.verdict == "no difference"), (line, r.metric)
     assert any(ln.startswith("LSTM (stage 2) is not compared") for ln in lines)
+    assert SY.lines_agree(lines, diffs)
+    flipped = diffs.assign(verdict=np.where(contains, "x worse", "no difference"))
+    assert not SY.lines_agree(lines, flipped), "a conclusion that contradicts the table is caught"
 
 
 def test_one_clip_gives_a_point_interval_and_no_verdict():
