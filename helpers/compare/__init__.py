@@ -10,6 +10,8 @@ Every comparison takes the contenders as one mapping name -> model, the referenc
     evaluation   held-out recordings (vs targets) and sentences (vs the LSTM teacher), one row per item
     report       summaries, conclusions, result files under runs/compare/
     stats        bootstrap intervals over utterances, paired differences and their verdict
+    systems      four systems (LSTM shipped / stage 2, Mamba stage 1 / 2) on the held-out recordings, one
+                 voice: table with n and 95% intervals, paired verdicts, the written conclusion
     latency      DurationEncoder and whole-synthesis timings, models interleaved
 
 The names notebook 06 uses are re-exported here (`from helpers import compare as C`).
@@ -45,10 +47,23 @@ from helpers.compare.evaluation import (
     eval_items,
     eval_sentences,
     evaluate,
+    evaluate_recordings,
 )
 from helpers.compare.latency import benchmark_ids, measure_latency, parameter_table
 from helpers.compare.report import conclusions, save_results, summarize
 from helpers.compare.stats import bootstrap_ci, compare_paired, paired_ci, paired_table
+from helpers.compare.systems import (
+    SYSTEMS,
+    Systems,
+    default_pairs,
+    evaluate_systems,
+    four_systems,
+    lines_agree,
+    systems_differences,
+    systems_table,
+    verdict_lines,
+    wide_table,
+)
 from helpers.kokoro.synth import predict_prosody
 from helpers.transplant.adapters import (
     adapter_info,
@@ -66,5 +81,7 @@ __all__ = [
     "benchmark_ids", "measure_latency", "parameter_table", "conclusions", "save_results", "summarize",
     "predict_prosody", "adapter_info", "describe_adapter", "find_adapter", "list_adapters",
     "make_fixture_adapter",
-    "bootstrap_ci", "compare_paired", "paired_ci", "paired_table",
+    "bootstrap_ci", "compare_paired", "paired_ci", "paired_table", "evaluate_recordings",
+    "SYSTEMS", "Systems", "default_pairs", "evaluate_systems", "four_systems", "lines_agree",
+    "systems_differences", "systems_table", "verdict_lines", "wide_table",
 ]

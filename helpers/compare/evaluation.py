@@ -119,53 +119,46 @@ METRICS = {  # column -> (label, units, which way is better)
     "dur_mae_frames": ("duration MAE", "frames (25 ms)", "lower"),
     "dur_within1_pct": ("durations within 1 frame", "% tokens", "higher"),
     "boundary_mae_ms": ("token boundary error", "ms", "lower"),
+    "boundary_tempo_ms": ("token boundary error, tempo-normalised", "ms", "lower"),
     "f0_rmse_hz": ("F0 RMSE (voiced in both)", "Hz", "lower"),
     "f0_shape_rmse_hz": ("F0 RMSE, means removed (shape)", "Hz", "lower"),
     "voicing_err_pct": ("voicing error", "% frames", "lower"),
     "mcd_db": ("MCD (DTW, c1..c24)", "dB", "lower"),
     "wer_pct": ("WER (pocketsphinx, relative only)", "%", "lower"),
+    "dnsmos_ovrl": ("DNSMOS overall quality", "MOS 1..5", "higher"),
 }
 SETS = {"real": "held-out recordings vs targets", "text": "held-out sentences vs teacher (LSTM)"}
 
 
-def evaluate(
-    models,
-    items: Iterable = (),
-    sentences: Iterable = (),
+def evaluate_recordings(
+    models: Mapping,
+    items: Iterable,
     *,
     voice=None,
     speed: float = 1.0,
     seed: int | None = 0,
     asr: bool = True,
+    dnsmos: bool = False,
     mcd_order: int = 24,
     progress: bool = False,
-) -> pd.DataFrame:
-    """Objective comparison of every contender; one row per (utterance, model). ``df.attrs['notes']`` lists
-    what was skipped, ``df.attrs['models']`` the contenders' names, the reference first.
+    notes: list[str] | None = None,
+) -> list[dict]:
+    """The "real" rows of `evaluate`: one per (recording, model), plus one per recording (model "recording")
+    with the recording's own WER (and DNSMOS). Any number of models (name -> model), one is enough.
 
-    `models`: name -> model, the reference (the LSTM, the teacher) first, e.g. ``{"LSTM": lstm, "Mamba":
-    mamba, "CfC": cfc}``.
-    Real recordings (`items`, see `eval_items`): each model speaks the transcript freely; durations are
-    compared with the target durations (when the item has them, same token count), F0 and voicing with
-    the target F0 after forcing the model onto the target durations (F0 predicted without the decoder;
-    the target F0 is pYIN of the recording when the item carries none), MCD against the recording
-    (DTW; band limited to the recording's own bandwidth, `metrics.effective_bandwidth`), WER of the free
-    synthesis (and, as a ceiling, of the recording itself: model "recording").
-    Held-out sentences: the reference's output is the reference. Each other model's free durations vs the
-    reference's (agreement), F0 vs the reference's with the model forced onto the reference's durations, MCD
-    vs the reference's audio (DTW, same seed), and WER for every model.
+    Duration metrics score the spoken tokens only (`helpers.kokoro.g2p.spoken_tokens`): BOS, EOS and the
+    punctuation touching them hold the recording's leading and trailing silences, which no text predicts.
+    ``dnsmos=True`` adds ``dnsmos_ovrl`` (`metrics.dnsmos`, overall quality 1..5) for every audio. Messages on
+    skipped metrics are appended to `notes`.
     """
     from tqdm.auto import tqdm
 
-    from helpers.compare.contenders import as_contenders
     from helpers.data.features import f0_pyin, fit_to_grid
-    from helpers.kokoro.g2p import phonemize
+    from helpers.kokoro.g2p import phonemize, spoken_tokens
 
-    models = as_contenders(models)
-    ref_name, ref = next(iter(models.items()))
-    rows, notes = [], []
-    items, sentences = eval_items(items), eval_sentences(sentences)
-    for it in tqdm(items, desc="recordings", disable=not progress):
+    notes = [] if notes is None else notes
+    rows = []
+    for it in tqdm(eval_items(items), desc="recordings", disable=not progress):
         phon = it.phonemes or phonemize(it.text)
         v = it.style if it.style is not None else voice
         fmax = min(it.source_sample_rate / 2, M.effective_bandwidth(it.audio))  # MCD band: the recording's
@@ -175,9 +168,13 @@ def evaluate(
             "text": it.text,
             "recording_s": round(len(it.audio) / SAMPLE_RATE, 3),
         }
-        if asr:
-            w, hyp = M.asr_wer(it.audio, it.text)
-            rows.append({**base, "model": "recording", "wer_pct": w, "transcript": hyp})
+        if asr or dnsmos:
+            rec = {**base, "model": "recording"}
+            if asr:
+                rec["wer_pct"], rec["transcript"] = M.asr_wer(it.audio, it.text)
+            if dnsmos:
+                rec["dnsmos_ovrl"] = M.dnsmos(it.audio)["ovrl"]
+            rows.append(rec)
         target_f0 = None
         if it.durations is not None:
             n = int(np.sum(it.durations))
@@ -194,7 +191,8 @@ def evaluate(
             row = {**base, "model": name, "tokens": len(syn.durations), "seconds": round(syn.seconds, 3)}
             if it.durations is not None:
                 if len(it.durations) == len(syn.durations):
-                    row.update(M.duration_errors(syn.durations, it.durations))
+                    spoken = spoken_tokens(syn.token_ids)  # (T,) False on BOS/EOS and edge punctuation
+                    row.update(M.duration_errors(syn.durations[spoken], it.durations[spoken]))
                 else:
                     notes.append(
                         f"{it.id}: {len(it.durations)} target durations for {len(syn.durations)} tokens"
@@ -206,7 +204,53 @@ def evaluate(
             row["mcd_db"] = M.mcd(syn.audio, it.audio, order=mcd_order, fmax=fmax)
             if asr:
                 row["wer_pct"], row["transcript"] = M.asr_wer(syn.audio, it.text)
+            if dnsmos:
+                row["dnsmos_ovrl"] = M.dnsmos(syn.audio)["ovrl"]
             rows.append(row)
+    return rows
+
+
+def evaluate(
+    models,
+    items: Iterable = (),
+    sentences: Iterable = (),
+    *,
+    voice=None,
+    speed: float = 1.0,
+    seed: int | None = 0,
+    asr: bool = True,
+    dnsmos: bool = False,
+    mcd_order: int = 24,
+    progress: bool = False,
+) -> pd.DataFrame:
+    """Objective comparison of every contender; one row per (utterance, model). ``df.attrs['notes']`` lists
+    what was skipped, ``df.attrs['models']`` the contenders' names, the reference first.
+
+    `models`: name -> model, the reference (the LSTM, the teacher) first, e.g. ``{"LSTM": lstm, "Mamba":
+    mamba, "CfC": cfc}``.
+    Real recordings (`items`, see `eval_items`; `evaluate_recordings`): each model speaks the transcript
+    freely; durations are compared with the target durations on the spoken tokens (when the item has them,
+    same token count), F0 and voicing with
+    the target F0 after forcing the model onto the target durations (F0 predicted without the decoder;
+    the target F0 is pYIN of the recording when the item carries none), MCD against the recording
+    (DTW; band limited to the recording's own bandwidth, `metrics.effective_bandwidth`), WER of the free
+    synthesis (and, as a ceiling, of the recording itself: model "recording"); ``dnsmos=True`` adds DNSMOS
+    overall quality for every audio, the recording's included.
+    Held-out sentences: the reference's output is the reference. Each other model's free durations vs the
+    reference's (agreement), F0 vs the reference's with the model forced onto the reference's durations, MCD
+    vs the reference's audio (DTW, same seed), and WER for every model.
+    """
+    from tqdm.auto import tqdm
+
+    from helpers.compare.contenders import as_contenders
+    from helpers.kokoro.g2p import phonemize
+
+    models = as_contenders(models)
+    ref_name, ref = next(iter(models.items()))
+    rows, notes = [], []
+    items, sentences = eval_items(items), eval_sentences(sentences)
+    rows += evaluate_recordings(models, items, voice=voice, speed=speed, seed=seed, asr=asr, dnsmos=dnsmos,
+                                mcd_order=mcd_order, progress=progress, notes=notes)  # fmt: skip
     for s in tqdm(sentences, desc="sentences", disable=not progress):
         phon = s.phonemes or phonemize(s.text)
         v = s.style if s.style is not None else voice

@@ -15,6 +15,8 @@ metric                 definition                                               
 duration_mae           mean |d_pred - d_ref| over tokens                           frames
 duration_within        share of tokens with |d_pred - d_ref| <= tol (tol = 1)      %
 boundary_mae_ms        mean |edge_pred - edge_ref| over the inner token edges      ms
+tempo_boundary_mae_ms  the same after scaling d_pred to the total of d_ref:        ms
+                       rhythm only, blind to a uniformly faster or slower tempo
 f0_rmse                RMS of (f0 - f0_ref) over frames voiced in both             Hz
   (remove_mean=True)   the same after subtracting each curve's mean: shape only    Hz
 voicing_error          share of frames whose voiced/unvoiced decision differs      %
@@ -86,17 +88,34 @@ def boundary_mae_ms(pred, ref) -> float:
     return float(err.mean()) if err.size else float("nan")
 
 
+def tempo_boundary_mae_ms(pred, ref) -> float:
+    """Tempo-normalised boundary error in ms: `boundary_mae_ms` after scaling the predicted durations by
+    sum(ref) / sum(pred), so both span the same total time; NaN with one token or an empty prediction.
+
+    Pass the spoken tokens only (`helpers.kokoro.g2p.spoken_tokens`): then the scaling matches the predicted
+    speech to the recording's speech without its edge silences. A copy of the targets spoken uniformly
+    faster or slower scores 0 (the plain boundary error grows with every edge); a reordered one does not.
+    """
+    pred, ref = _durations_pair(pred, ref)
+    total = pred.sum()
+    if total <= 0:
+        return float("nan")
+    return boundary_mae_ms(pred * (ref.sum() / total), ref)
+
+
 def duration_agreement(student, teacher, tol: int = 1) -> float:
     """Agreement with the teacher: share of tokens within `tol` frames of the teacher's duration, in %."""
     return duration_within(student, teacher, tol)
 
 
 def duration_errors(pred, ref, tol: int = 1) -> dict[str, float]:
-    """The three duration metrics at once: ``dur_mae_frames``, ``dur_within1_pct``, ``boundary_mae_ms``."""
+    """The duration metrics at once: ``dur_mae_frames``, ``dur_within1_pct``, ``boundary_mae_ms`` and
+    ``boundary_tempo_ms`` (`tempo_boundary_mae_ms`)."""
     return {
         "dur_mae_frames": duration_mae(pred, ref),
         f"dur_within{tol}_pct": duration_within(pred, ref, tol),
         "boundary_mae_ms": boundary_mae_ms(pred, ref),
+        "boundary_tempo_ms": tempo_boundary_mae_ms(pred, ref),
     }
 
 
