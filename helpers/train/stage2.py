@@ -36,14 +36,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import nn
 
 from helpers.kokoro.forward import style_for
+from helpers.settings import runs_root
 from helpers.train.config import TrainConfig
 from helpers.train.items import TrainItem, as_train_items
 from helpers.train.trainer import Trainer
-from helpers.transplant.adapters import load_adapter
+from helpers.transplant.adapters import SHIPPED_ADAPTER, adapter_block, adapter_info, load_adapter
 from helpers.transplant.peft import student_kind
 
 STUDENTS = ("mamba", "cfc", "lstm")
@@ -60,14 +62,30 @@ class Stage2Run:
     kept_step: int
     kept_scores: dict[str, float]  # the step the adapter holds
 
-    def row(self) -> dict:
-        """Held-out scores before and after, for a notebook table."""
-        return {
-            "student": self.student,
-            **{f"start {k.removeprefix('val_')}": v for k, v in self.start_scores.items()},
-            "kept step": self.kept_step,
-            **{f"kept {k.removeprefix('val_')}": v for k, v in self.kept_scores.items()},
-        }
+
+def stage1_start(runs: str | Path | None = None) -> tuple[Path, str]:
+    """(adapter, why): the Mamba's stage-2 start. Your own full-mode stage-1 adapter (`runs`, default
+    runs/full/distill/adapter) when it is a trained Mamba adapter, else the one shipped in results/distill-cpu."""
+    own = Path(runs) if runs is not None else runs_root() / "full" / "distill" / "adapter"
+    try:
+        info = adapter_info(own)
+        if adapter_block(info) == "mamba" and not info["metadata"].get("fixture"):
+            return own, "your own full-mode stage-1 adapter"
+    except (OSError, ValueError):
+        pass
+    return SHIPPED_ADAPTER, "the stage-1 adapter shipped with the workbook (no full-mode one of yours found)"
+
+
+def stage2_table(mamba: Stage2Run, lstm: Stage2Run) -> pd.DataFrame:
+    """The four systems' held-out scores (the same clips, the same fitted voice), one row each."""
+    rows = {
+        "LSTM as shipped": (lstm.start_scores, 0),
+        "LSTM + stage 2 (control)": (lstm.kept_scores, lstm.kept_step),
+        "Mamba after stage 1": (mamba.start_scores, 0),
+        "Mamba after stage 2": (mamba.kept_scores, mamba.kept_step),
+    }
+    table = {name: {"stage-2 step": step, **{k.removeprefix("val_"): v for k, v in sc.items()}} for name, (sc, step) in rows.items()}
+    return pd.DataFrame.from_dict(table, orient="index")
 
 
 def styled_items(objs, pack: torch.Tensor) -> list[TrainItem]:

@@ -13,9 +13,15 @@ from helpers.kokoro.forward import style_for
 from helpers.kokoro.g2p import phonemes_to_ids
 from helpers.train.config import TrainConfig
 from helpers.train.items import TrainItem
-from helpers.train.stage2 import finetune
+from helpers.train.stage2 import finetune, stage1_start, stage2_table
 from helpers.train.trainer import Trainer
-from helpers.transplant.adapters import adapter_block, adapter_info, read_adapter, save_adapter
+from helpers.transplant.adapters import (
+    SHIPPED_ADAPTER,
+    adapter_block,
+    adapter_info,
+    read_adapter,
+    save_adapter,
+)
 from helpers.transplant.peft import changed_tensors, snapshot
 from helpers.transplant.surgery import DURATION_ENCODER_PATH, SurgeryConfig, replace_duration_encoder
 
@@ -122,5 +128,18 @@ def test_finetune_trains_both_students_by_one_recipe(kokoro_small_random, fresh_
         for it in run.trainer.items + run.trainer.val_items:  # every item styled with the fitted pack
             assert np.array_equal(it.style, style_for(pack, it.n_phonemes).reshape(-1).numpy())
     assert runs["lstm"].start_scores != runs["mamba"].start_scores  # different students, same held-out items
+    table = stage2_table(runs["mamba"], runs["lstm"])
+    assert list(table.index) == ["LSTM as shipped", "LSTM + stage 2 (control)", "Mamba after stage 1", "Mamba after stage 2"]
+    assert table.loc["LSTM + stage 2 (control)", "boundary_ms"] == runs["lstm"].kept_scores["val_boundary_ms"]
     with pytest.raises(ValueError, match="stage-1 mamba adapter"):
         finetune(kokoro_small_random, (items[:3], items[3:]), pack, cfg, "mamba", None, tmp_path / "x", fresh_small_model)
+
+
+def test_stage2_starts_from_your_trained_stage1_adapter_else_the_shipped_one(fresh_small_model, tmp_path):
+    assert stage1_start(tmp_path / "none")[0] == SHIPPED_ADAPTER
+    model = _operated(fresh_small_model)
+    save_adapter(model, tmp_path / "fixture", {"fixture": True})
+    assert stage1_start(tmp_path / "fixture")[0] == SHIPPED_ADAPTER, "an untrained fixture is no start"
+    save_adapter(model, tmp_path / "own", {"stage": "distill"})
+    path, why = stage1_start(tmp_path / "own")
+    assert path == tmp_path / "own" and "your own" in why
