@@ -354,6 +354,10 @@ def describe_adapter(path: str | Path) -> str:
                 f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in meta["val"].items()
             )
             lines.append(f"validation scores at save time: {val}")
+        if meta.get("best_step") is not None:  # held-out checkpoint selection (helpers.train.selection)
+            best = ", ".join(f"{k}={v:.3g}" for k, v in (meta.get("best_scores") or {}).items())
+            lines.append(f"kept: step {meta.get('kept_step')} of {meta.get('steps')}; best by {meta.get('selected_by')}: "
+                         f"step {meta['best_step']} ({best})")  # fmt: skip
         cfg = meta.get("config")
         if isinstance(cfg, dict):
             keep = {k: v for k, v in cfg.items() if not isinstance(v, dict | list)}

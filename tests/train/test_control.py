@@ -19,6 +19,7 @@ from helpers.transplant.adapters import (
     SHIPPED_ADAPTER,
     adapter_block,
     adapter_info,
+    describe_adapter,
     read_adapter,
     save_adapter,
 )
@@ -87,6 +88,7 @@ def test_stage2_adapter_keeps_the_held_out_best_step(fresh_small_model, tmp_path
     tr.callbacks.append(lambda row, t: states.__setitem__(row["step"], snapshot(t.model.predictor.text_encoder)))
     tr.fit(progress=False)
     info, tensors = read_adapter(tr.save_adapter().with_suffix(""))
+    assert "kept: step 2 of 4" in describe_adapter(tmp_path / "run" / "adapter")
     meta = info["metadata"]
     assert meta["kept_step"] == 2 and meta["best_scores"]["val_boundary_ms"] == 10.0 and meta["steps"] == 4
     assert all(torch.equal(tensors[k], v) for k, v in states[2].items()), "the adapter holds step 2's weights"
