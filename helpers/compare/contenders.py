@@ -138,18 +138,26 @@ def shallow_twin(model: torch.nn.Module, path: str | None = None) -> torch.nn.Mo
 
 
 def _note(cfg, adapter) -> str:
-    return f"{KINDS[cfg.block]} DurationEncoder ({cfg.design}) from adapter {adapter_paths(adapter)[0].with_suffix('')}"
+    where = f"from adapter {adapter_paths(adapter)[0].with_suffix('')}"
+    if isinstance(cfg, dict):  # an LSTM adapter: Kokoro's own DurationEncoder, fine-tuned (the control)
+        return f"fine-tuned LSTM DurationEncoder {where}"
+    return f"{KINDS[cfg.block]} DurationEncoder ({cfg.design}) {where}"
 
 
 def adapter_twin(kokoro, adapter: str | Path):
-    """`kokoro` (a LoadedKokoro) with the adapter's DurationEncoder (Mamba or CfC), sharing all other weights.
+    """`kokoro` (a LoadedKokoro) with the adapter's DurationEncoder (Mamba, CfC or LSTM), sharing all other weights.
 
-    The original `kokoro` keeps its LSTM DurationEncoder. Same result as `load_mamba_kokoro`, without
+    The original `kokoro` keeps its LSTM DurationEncoder as it was. An LSTM adapter (stage 2's same-recipe control)
+    is loaded into a copy of that DurationEncoder, the twin's own. Same result as `load_mamba_kokoro`, without
     loading the weights a second time.
     """
     from helpers.transplant.adapters import load_adapter
+    from helpers.transplant.surgery import DURATION_ENCODER_PATH
 
     twin = shallow_twin(kokoro.model)
+    if adapter_block(adapter_info(adapter)) == "lstm":  # loaded in place: not into the module both share
+        parent, _, name = DURATION_ENCODER_PATH.rpartition(".")
+        twin.get_submodule(parent)._modules[name] = copy.deepcopy(kokoro.model.get_submodule(DURATION_ENCODER_PATH))
     cfg = load_adapter(twin, adapter)
     twin.eval()
     return dataclasses.replace(kokoro, model=twin, note=f"{kokoro.note} + {_note(cfg, adapter)}")
@@ -161,7 +169,7 @@ mamba_twin = adapter_twin  # its name from before the CfC: any adapter, whatever
 def load_mamba_kokoro(
     adapter: str | Path, source: str = "auto", device: str | torch.device = "cpu", **kwargs
 ):
-    """A freshly loaded Kokoro with the adapter's DurationEncoder (Mamba or CfC) in place (eval mode)."""
+    """A freshly loaded Kokoro with the adapter's DurationEncoder (Mamba, CfC or LSTM) in place (eval mode)."""
     from helpers.kokoro.loading import load_kokoro
     from helpers.transplant.adapters import load_adapter
 

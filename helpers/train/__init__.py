@@ -7,9 +7,12 @@
     resumable    which checkpoint a run may resume from (same stage, design, data, schedule)
     distributed  several processes under torchrun: DistributedDataParallel, gradients averaged
     trainer      the `Trainer` (on helpers.kokoro.forward, the one forward path)
+    selection    held-out scores, and which step a run keeps (stage 2: the lowest held-out boundary error)
+    stage2       `finetune`: stage 2 for the Mamba and for the same-recipe LSTM control, with the fitted voice
     cli          `python -m helpers.train ...` (and `torchrun --nproc_per_node=N -m helpers.train ...`)
 
-Only the new blocks learn (helpers.transplant.peft); everything else is frozen but differentiable.
+Only the new blocks learn (helpers.transplant.peft; for the LSTM control, the LSTMs they replace); everything
+else is frozen but differentiable.
 """
 
 from helpers.train.config import TrainConfig, TrainingDiverged

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from helpers.train.items import TrainItem
 from helpers.train.runlog import rank_and_world
+from helpers.transplant.surgery import encoder_design
 
 SCHEDULE = ("lr", "warmup_steps", "min_lr_ratio", "steps")
 DATA_ORDER = ("batch_size", "seed")
@@ -46,7 +47,7 @@ def identity(trainer) -> dict:
     c = dataclasses.asdict(trainer.cfg)
     return {
         "stage": c["stage"],
-        "design": trainer.model.predictor.text_encoder.cfg.to_dict(),
+        "design": encoder_design(trainer.model.predictor.text_encoder),
         "data": {
             "items": fingerprint(trainer.items),
             **{k: c[k] for k in DATA_ORDER},

@@ -14,7 +14,9 @@ The step runs helpers.kokoro.forward, the path synthesis and evaluation use too,
 
 Stage 1 ("distill") needs text only: teacher and student see the same sentence, the losses compare their
 features, durations and F0/N (helpers.train.losses). Stage 2 ("finetune") compares against a recording's targets
-(notebook 04): durations, F0, energy, and the log-mel of generated vs real audio.
+(notebook 04): durations, F0, energy, and the log-mel of generated vs real audio. Stage 2 also trains the
+same-recipe LSTM control: an un-operated model, whose DurationEncoder's own BiLSTMs are the student (peft).
+Every `eval_every` steps the held-out items are scored; the adapter keeps the best step (helpers.train.selection).
 
 Runs the same in a notebook (`Trainer(...).fit()`) and in a terminal:
 
@@ -36,7 +38,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from helpers.compare import metrics as M
 from helpers.kokoro.forward import (
     duration_logits,
     durations_from_logits,
@@ -44,7 +45,6 @@ from helpers.kokoro.forward import (
     f0_energy,
     upstream_features,
 )
-from helpers.kokoro.g2p import spoken_tokens
 from helpers.train import distributed as D
 from helpers.train import losses as L
 from helpers.train import resumable as R
@@ -62,9 +62,10 @@ from helpers.train.items import (
 )
 from helpers.train.layerwise import layer_match_loss, teacher_trace
 from helpers.train.runlog import RunLog, rank_and_world, write_samples
+from helpers.train.selection import HeldOutBest, held_out_scores
 from helpers.transplant.adapters import save_adapter
-from helpers.transplant.peft import PeftConfig, freeze_for_peft
-from helpers.transplant.surgery import MambaDurationEncoder, SurgeryConfig
+from helpers.transplant.peft import PeftConfig, freeze_for_peft, student_kind
+from helpers.transplant.surgery import encoder_design, same_design
 
 # --------------------------------------------------------------------------------------------------------
 # The trainer
@@ -72,7 +73,8 @@ from helpers.transplant.surgery import MambaDurationEncoder, SurgeryConfig
 
 
 class Trainer:
-    """Train the MambaDurationEncoder of an operated Kokoro (`model`) against `teacher` and/or targets."""
+    """Train the DurationEncoder of `model` against `teacher` and/or targets: the transplanted blocks of an operated
+    Kokoro, or (stage 'finetune' only: the same-recipe control) the BiLSTMs of an un-operated one."""
 
     def __init__(
         self,
@@ -87,8 +89,8 @@ class Trainer:
     ):
         """`voice_bank` {name: pack [510, 1, 256]}: each utterance of each batch gets a random pack's style
         row (distillation across voices); None keeps every item's own style."""
-        if not isinstance(model.predictor.text_encoder, MambaDurationEncoder):
-            raise TypeError("operate first: model.predictor.text_encoder must be a MambaDurationEncoder")
+        if student_kind(model) == "lstm" and cfg.stage != "finetune":  # TypeError for any other module
+            raise ValueError("Kokoro's own LSTMs train in stage 'finetune' only (the control); operate to distill")
         if cfg.stage == "distill" and teacher is None:
             raise ValueError("stage 'distill' needs the teacher (the original DurationEncoder)")
         if cfg.stage == "finetune" and any(it.durations is None for it in train_items):
@@ -129,15 +131,15 @@ class Trainer:
         self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, _lr_lambda(cfg))
         self.ckpt = CheckpointManager(self.out / "checkpoints", keep_last=cfg.keep_last)
         self.step, self.epoch, self.batch_in_epoch = 0, 0, 0
-        self.bad_steps, self.best = 0, None
+        self.bad_steps, self.kept = 0, HeldOutBest(cfg.stage)
         self.history: list[dict] = []
         self._upstream: dict[bytes, torch.Tensor] = {}  # token ids -> (512, T) frozen features (style-free)
         self.log = RunLog(self.out)
 
     # ---- modes -------------------------------------------------------------------------------------
     def _train_mode(self) -> None:
-        """Frozen parts in eval (no dropout), the student in train mode. The frozen LSTMs are put in train
-        mode too: cuDNN's RNN backward refuses eval mode, and single-layer LSTMs have no dropout anyway."""
+        """Frozen parts in eval (no dropout), the student in train mode. Every LSTM is put in train mode, frozen
+        or trained (the control's): cuDNN's RNN backward refuses eval mode; single-layer LSTMs have no dropout."""
         self.model.eval()
         self.model.predictor.text_encoder.train()
         if self.cfg.train_whole_predictor:
@@ -283,20 +285,20 @@ class Trainer:
         return {
             "student": self.model.predictor.text_encoder.state_dict(),
             "trainable": {n: p.detach().cpu() for n, p in self.model.named_parameters() if p.requires_grad},
-            "surgery": self.model.predictor.text_encoder.cfg.to_dict(),
+            "surgery": encoder_design(self.model.predictor.text_encoder),
             "optimizer": self.opt.state_dict(),
             "scheduler": self.sched.state_dict(),
             "step": self.step,
             "epoch": self.epoch,
             "batch_in_epoch": self.batch_in_epoch,
-            "best": self.best,
+            "kept": self.kept.state_dict(),
             "rng": rng_state(),
             "config": dataclasses.asdict(self.cfg),
             "run": R.identity(self),  # stage, design, data, schedule: what resume must match
         }
 
     def load_state_dict(self, state: dict) -> None:
-        if SurgeryConfig(**state["surgery"]).to_dict() != self.model.predictor.text_encoder.cfg.to_dict():
+        if not same_design(state["surgery"], self.model.predictor.text_encoder):
             raise ValueError(f"checkpoint was made for another surgery config: {state['surgery']}")
         self.model.predictor.text_encoder.load_state_dict(state["student"])
         params = dict(self.model.named_parameters())
@@ -306,7 +308,7 @@ class Trainer:
         self.opt.load_state_dict(state["optimizer"])
         self.sched.load_state_dict(state["scheduler"])
         self.step, self.epoch, self.batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
-        self.best = state["best"]
+        self.kept.load_state_dict(state.get("kept"))
         rngs = state.get("rng_by_rank") or []  # one per process under torchrun
         set_rng_state(rngs[rank_and_world()[0]] if len(rngs) == rank_and_world()[1] else state["rng"])
 
@@ -332,48 +334,9 @@ class Trainer:
         return True
 
     # ---- evaluation and samples ------------------------------------------------------------------
-    @torch.no_grad()
     def evaluate(self, items: list[TrainItem] | None = None, max_items: int = 16) -> dict[str, float]:
-        """The student against the reference on held-out items, with the metrics of helpers.compare.metrics:
-        durations within 1 frame, token-boundary error (ms), F0 RMSE (Hz, frames voiced in both).
-
-        Reference: the teacher in stage 1; the recording's targets in stage 2. The student's F0 is computed
-        on the reference's durations, so both curves share one time grid. Stage 2 leaves out the durations of
-        BOS/EOS and the punctuation next to them (the recording's silences, `prosody_mask`): token edges
-        count from the onset of speech.
-        """
-        items = (items if items is not None else self.val_items)[:max_items]
-        if not items:
-            return {}
-        was_training = self.model.predictor.text_encoder.training
-        self.model.eval()
-        durs, refs, f0s, f0_refs, edges_ms = [], [], [], [], []
-        for it in items:
-            batch = collate([it]).to(self.device)
-            batch.d_en = self._cached_upstream(batch)
-            s = batch.ref_s[:, 128:]
-            d_s = encode(self.model, batch.d_en, s, batch.lengths, batch.pad)  # (1, T, 640)
-            dur_s = durations_from_logits(duration_logits(self.model, d_s, batch.lengths))[0]  # (T,)
-            if self.cfg.stage == "distill" and self.teacher is not None:
-                d_t = encode(self.model, batch.d_en, s, batch.lengths, batch.pad, encoder=self.teacher)
-                dur_ref = durations_from_logits(duration_logits(self.model, d_t, batch.lengths))[0]
-                f0_ref, _ = f0_energy(self.model, d_t[0], dur_ref, s)
-            else:
-                dur_ref = torch.as_tensor(it.durations, device=self.device)
-                f0_ref = torch.as_tensor(it.f0, device=self.device)
-            f0_s, _ = f0_energy(self.model, d_s[0], dur_ref, s)
-            keep = spoken_tokens(it.token_ids) if self.cfg.stage == "finetune" else slice(None)
-            durs.append(dur_s.cpu().numpy()[keep])
-            refs.append(dur_ref.cpu().numpy()[keep])
-            f0s.append(f0_s.float().cpu().numpy())
-            f0_refs.append(f0_ref.float().cpu().numpy())
-            edges_ms.append(M.boundary_mae_ms(durs[-1], refs[-1]))
-        self.model.predictor.text_encoder.train(was_training)
-        return {
-            "val_dur_within_1": M.duration_within(np.concatenate(durs), np.concatenate(refs)) / 100.0,
-            "val_boundary_ms": float(np.mean(edges_ms)),
-            "val_f0_rmse_hz": M.f0_rmse(np.concatenate(f0s), np.concatenate(f0_refs)),
-        }
+        """The student against the reference on held-out items (helpers.train.selection.held_out_scores)."""
+        return held_out_scores(self, (items if items is not None else self.val_items)[:max_items])
 
     def write_sample(self, voice_pack: torch.Tensor, tag: str | None = None) -> dict[str, Path]:
         """Synthesize cfg.sample_text with the teacher (once) and the current student; save wavs."""
@@ -410,9 +373,7 @@ class Trainer:
             is_best = False
             if self.val_items and (self.step % cfg.eval_every == 0 or self.step == cfg.steps):
                 row.update(self.evaluate())
-                score = row["val_dur_within_1"]
-                is_best = self.best is None or score > self.best
-                self.best = max(score, self.best or score)
+                is_best = self.kept.offer(self.step, row, self.model.predictor.text_encoder)
             if self.step % cfg.log_every == 0 or "val_dur_within_1" in row:
                 self._log(row)
                 bar.set_postfix(loss=f"{row['loss']:.3f}")
@@ -424,18 +385,24 @@ class Trainer:
         return self.history
 
     def save_adapter(self, name: str = "adapter", extra: dict | None = None, overwrite: bool = True) -> Path | None:
-        """Save the student as out_dir/<name> (replaced unless overwrite=False); rank 0 writes, others get None."""
+        """Save the student as out_dir/<name> (replaced unless overwrite=False); rank 0 writes, others get None.
+
+        Stage 2 saves its held-out-best weights (helpers.train.selection), the model itself keeps its last ones;
+        the metadata names the step kept ("kept_step") and its held-out scores ("best_scores")."""
         if rank_and_world()[0] != 0:
             return None
-        meta = {
-            "stage": self.cfg.stage,
-            "steps": self.step,
-            "config": dataclasses.asdict(self.cfg),
-            **self.metadata,
-            **(extra or {}),
-        }
+        meta = {"stage": self.cfg.stage, "steps": self.step, "config": dataclasses.asdict(self.cfg), **self.metadata}
+        meta = {**meta, **self.kept.metadata(self.step), **(extra or {})}
         if self.history:
             meta["last"] = {k: v for k, v in self.history[-1].items() if isinstance(v, (int, float))}
-        st, _ = save_adapter(self.model, self.out / name, meta, overwrite=overwrite)
+        enc = self.model.predictor.text_encoder
+        last = {k: v.detach().clone() for k, v in enc.state_dict().items()} if self.kept.weights else None
+        try:
+            if last is not None:
+                enc.load_state_dict(self.kept.weights)
+            st, _ = save_adapter(self.model, self.out / name, meta, overwrite=overwrite)
+        finally:
+            if last is not None:
+                enc.load_state_dict(last)
         return st
 

@@ -7,6 +7,10 @@
 
 An adapter is small (~10-30 MB in fp32) and re-applies onto any freshly loaded Kokoro-82M.
 
+An un-operated model's adapter holds Kokoro's own DurationEncoder (its fine-tuned BiLSTMs and AdaLayerNorms, fp32):
+its JSON records ``surgery: {"block": "lstm", ...}`` (`adapter_block` -> "lstm"), and `load_adapter` loads it in
+place into a freshly loaded Kokoro's DurationEncoder. That is how the same-recipe LSTM control of stage 2 is kept.
+
 Names are used as given: "stage1.lr1e-3" is `stage1.lr1e-3.safetensors` + `stage1.lr1e-3.json` (a
 trailing ".safetensors" or ".json" is accepted and dropped). Saving never replaces an existing adapter
 unless `overwrite=True`. Loading checks everything (files, JSON, format version, surgery config, tensor
@@ -28,8 +32,12 @@ from torch import nn
 from helpers.settings import REPO_ROOT
 from helpers.transplant.surgery import (
     DURATION_ENCODER_PATH,
+    LSTM_BLOCK,
     MambaDurationEncoder,
     SurgeryConfig,
+    encoder_design,
+    is_lstm_encoder,
+    lstm_encoder,
     replace_duration_encoder,
 )
 
@@ -61,10 +69,13 @@ def adapter_paths(path: str | Path) -> tuple[Path, Path]:
 
 
 def adapter_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
-    """The MambaDurationEncoder's full state (blocks, norms, projection): what the surgery added."""
+    """The MambaDurationEncoder's full state (blocks, norms, projection): what the surgery added; on an
+    un-operated model, Kokoro's own DurationEncoder (BiLSTMs and AdaLayerNorms) in fp32."""
     enc = model.get_submodule(DURATION_ENCODER_PATH)
+    if is_lstm_encoder(enc):
+        return {k: v.detach().cpu().float().contiguous() for k, v in enc.state_dict().items()}
     if not isinstance(enc, MambaDurationEncoder):
-        raise TypeError("this model has no MambaDurationEncoder to save")
+        raise TypeError("this model has no MambaDurationEncoder (nor Kokoro's own DurationEncoder) to save")
     return {k: v.detach().cpu().contiguous() for k, v in enc.state_dict().items()}
 
 
@@ -89,7 +100,7 @@ def save_adapter(
     info = {
         "format": ADAPTER_FORMAT,
         "target": DURATION_ENCODER_PATH,
-        "surgery": enc.cfg.to_dict(),
+        "surgery": encoder_design(enc),  # a SurgeryConfig, or {"block": "lstm", ...}
         "shapes": {k: list(v.shape) for k, v in tensors.items()},
         "parameters": int(sum(v.numel() for v in tensors.values())),
         "metadata": metadata or {},
@@ -125,7 +136,7 @@ def read_adapter_json(path: str | Path) -> dict:
 
 
 def adapter_block(info: dict) -> str:
-    """The kind of block an adapter's JSON records ("mamba" | "cfc"); adapters older than the CfC are Mamba."""
+    """The kind of block an adapter's JSON records ("mamba" | "cfc" | "lstm"); adapters older than the CfC are Mamba."""
     return (info.get("surgery") or {}).get("block", "mamba")
 
 
@@ -182,7 +193,10 @@ def _check_fits(path, expected: dict[str, torch.Tensor], tensors: dict[str, torc
 def encoder_from_adapter(path: str | Path, device: str | torch.device = "cpu") -> nn.Module:
     """The adapter's DurationEncoder as a standalone module (eval mode), without touching any model."""
     info, tensors = read_adapter(path)
-    enc = MambaDurationEncoder(adapter_surgery(info, adapter_paths(path)[1]))
+    if adapter_block(info) == LSTM_BLOCK:
+        enc = lstm_encoder(info["surgery"])
+    else:
+        enc = MambaDurationEncoder(adapter_surgery(info, adapter_paths(path)[1]))
     _check_fits(path, enc.state_dict(), tensors)
     enc.load_state_dict({k: v.float() for k, v in tensors.items()}, strict=True)
     return enc.to(device).eval()
@@ -192,15 +206,33 @@ def _diff(a: dict, b: dict) -> dict:
     return {k: (v, b.get(k)) for k, v in a.items() if b.get(k) != v}
 
 
+def _load_lstm(model: nn.Module, path, info: dict, tensors: dict[str, torch.Tensor]) -> dict:
+    """An LSTM adapter into the model's own DurationEncoder, in place (a transplanted one is refused)."""
+    enc = model.get_submodule(DURATION_ENCODER_PATH)
+    if not is_lstm_encoder(enc):
+        raise AdapterMismatchError(
+            f"adapter {path} holds Kokoro's own (LSTM) DurationEncoder; this model's is a {type(enc).__name__}: "
+            "load it into a freshly loaded, un-operated Kokoro"
+        )
+    _check_fits(path, enc.state_dict(), tensors)
+    enc.load_state_dict(tensors, strict=True)  # copied into the model's tensors (their dtype and device)
+    return info["surgery"]
+
+
 def load_adapter(
     model: nn.Module, path: str | Path, strict_config: SurgeryConfig | None = None
-) -> SurgeryConfig:
+) -> SurgeryConfig | dict:
     """Re-apply the adapter's surgery onto a freshly loaded Kokoro (or check an operated one) and load it.
 
     `strict_config`: when given, the adapter must have been made with exactly this config. Everything is
-    checked before the model changes: a refused adapter leaves `model` untouched.
+    checked before the model changes: a refused adapter leaves `model` untouched. An LSTM adapter (the
+    same-recipe control) is loaded in place into the model's own DurationEncoder; its design dict is returned.
     """
     info, tensors = read_adapter(path)
+    if adapter_block(info) == LSTM_BLOCK:
+        if strict_config is not None:
+            raise AdapterMismatchError(f"adapter {path} holds an LSTM DurationEncoder, not a {strict_config.block} one")
+        return _load_lstm(model, path, info, tensors)
     cfg = adapter_surgery(info, adapter_paths(path)[1])
     if strict_config is not None and strict_config.to_dict() != cfg.to_dict():
         raise AdapterMismatchError(
@@ -298,7 +330,9 @@ def describe_adapter(path: str | Path) -> str:
     meta = info.get("metadata", {})
     sur = info.get("surgery", {})
     size = info.get("file_bytes")
-    if adapter_block(info) == "cfc":
+    if adapter_block(info) == LSTM_BLOCK:
+        knobs = f"block=lstm (Kokoro's own DurationEncoder, fine-tuned), n_layers={sur.get('n_layers')}"
+    elif adapter_block(info) == "cfc":
         knobs = (
             f"block=cfc, backbone={sur.get('cfc_backbone_units')}x{sur.get('cfc_backbone_layers')}, "
             f"mode={sur.get('cfc_mode')}, timespan={sur.get('cfc_timespan')}"
@@ -307,7 +341,7 @@ def describe_adapter(path: str | Path) -> str:
         knobs = f"d_state={sur.get('d_state')}, expand={sur.get('expand')}"
     lines = [
         f"adapter: {info['path']} ({size / 2**20:.1f} MB)" if size else f"adapter: {info['path']}",
-        f"surgery: design={sur.get('design')}, {knobs}, {info.get('parameters', 0):,} parameters",
+        f"surgery: design={sur.get('design', 'original')}, {knobs}, {info.get('parameters', 0):,} parameters",
     ]
     if meta.get("fixture"):
         lines.append(f"training: NONE - {meta.get('trained', FIXTURE_NOTE)}")
@@ -320,6 +354,10 @@ def describe_adapter(path: str | Path) -> str:
                 f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in meta["val"].items()
             )
             lines.append(f"validation scores at save time: {val}")
+        if meta.get("best_step") is not None:  # held-out checkpoint selection (helpers.train.selection)
+            best = ", ".join(f"{k}={v:.3g}" for k, v in (meta.get("best_scores") or {}).items())
+            lines.append(f"kept: step {meta.get('kept_step')} of {meta.get('steps')}; best by {meta.get('selected_by')}: "
+                         f"step {meta['best_step']} ({best})")  # fmt: skip
         cfg = meta.get("config")
         if isinstance(cfg, dict):
             keep = {k: v for k, v in cfg.items() if not isinstance(v, dict | list)}

@@ -18,6 +18,7 @@ from torch import nn
 from helpers.transplant.surgery import (
     DURATION_ENCODER_PATH,
     MambaDurationEncoder,
+    is_lstm_encoder,
 )
 
 
@@ -25,15 +26,29 @@ from helpers.transplant.surgery import (
 class PeftConfig:
     """What stays trainable after freezing."""
 
-    train_mamba: bool = True  # the new blocks, Mamba or CfC (and the single design's projection)
+    train_mamba: bool = True  # the new blocks, Mamba or CfC (and the single design's projection); un-operated: the LSTMs
     train_norms: bool = False  # the DurationEncoder's AdaLayerNorms (layerwise design)
     extra: tuple[str, ...] = ()  # more module paths to unfreeze, e.g. ("predictor.lstm",)
 
 
-def trainable_prefixes(model: nn.Module, cfg: PeftConfig) -> list[str]:
+def student_kind(model: nn.Module) -> str:
+    """What the model's DurationEncoder is: "mamba" or "cfc" (transplanted), or "lstm" (Kokoro's own, un-operated)."""
     enc = model.get_submodule(DURATION_ENCODER_PATH)
-    if not isinstance(enc, MambaDurationEncoder):
-        raise TypeError("run the surgery first: the DurationEncoder is not a MambaDurationEncoder")
+    if isinstance(enc, MambaDurationEncoder):
+        return enc.cfg.block
+    if is_lstm_encoder(enc):
+        return "lstm"
+    raise TypeError(f"{DURATION_ENCODER_PATH} is a {type(enc).__name__}: neither transplanted nor Kokoro's own")
+
+
+def trainable_prefixes(model: nn.Module, cfg: PeftConfig) -> list[str]:
+    """The module paths that stay trainable. The student is the DurationEncoder: its new blocks when operated; on an
+    un-operated model (the same-recipe LSTM control) the layers the blocks replace, its three BiLSTMs
+    (`lstms.0/.2/.4`; `train_norms` adds the AdaLayerNorms `lstms.1/.3/.5`, as for the layerwise transplant)."""
+    enc = model.get_submodule(DURATION_ENCODER_PATH)
+    if student_kind(model) == "lstm":
+        keep = [i for i, m in enumerate(enc.lstms) if (cfg.train_mamba if isinstance(m, nn.LSTM) else cfg.train_norms)]
+        return [f"{DURATION_ENCODER_PATH}.lstms.{i}" for i in keep] + list(cfg.extra)
     prefixes = []
     if cfg.train_mamba:
         prefixes += [

@@ -146,6 +146,45 @@ class MambaDurationEncoder(nn.Module):
         return torch.cat([y, s], dim=-1).masked_fill(pad, 0.0)  # (B, T, 640)
 
 
+LSTM_BLOCK = "lstm"  # what an adapter or checkpoint of Kokoro's own DurationEncoder records as its block
+
+
+def is_lstm_encoder(enc: nn.Module) -> bool:
+    """True for Kokoro's own DurationEncoder (three BiLSTMs with AdaLayerNorms): the un-operated model's."""
+    from kokoro.modules import DurationEncoder
+
+    return isinstance(enc, DurationEncoder)
+
+
+def encoder_design(enc: nn.Module) -> dict:
+    """What a DurationEncoder is, as checkpoints and adapters record it: a transplanted one's SurgeryConfig, or
+    ``{"block": "lstm", ...}`` (its widths) for Kokoro's own, which the same-recipe LSTM control trains."""
+    if isinstance(enc, MambaDurationEncoder):
+        return enc.cfg.to_dict()
+    if is_lstm_encoder(enc):
+        return {"block": LSTM_BLOCK, "d_model": enc.d_model, "sty_dim": enc.sty_dim, "n_layers": len(enc.lstms) // 2}
+    raise TypeError(f"not a DurationEncoder: {type(enc).__name__}")
+
+
+def same_design(recorded: dict, enc: nn.Module) -> bool:
+    """Whether a recorded design (encoder_design, or an older checkpoint's SurgeryConfig) describes `enc`."""
+    if recorded.get("block") != LSTM_BLOCK:  # older records lack newer SurgeryConfig fields: defaults fill them
+        recorded = SurgeryConfig(**recorded).to_dict()
+    return recorded == encoder_design(enc)
+
+
+def lstm_encoder(design: dict) -> nn.Module:
+    """A fresh Kokoro DurationEncoder of the recorded widths (eval mode; weights to be loaded)."""
+    import warnings
+
+    from kokoro.modules import DurationEncoder
+
+    with warnings.catch_warnings():  # nn.LSTM warns that dropout does nothing with one layer: Kokoro's own setting
+        warnings.simplefilter("ignore", UserWarning)
+        enc = DurationEncoder(design["sty_dim"], design["d_model"], design["n_layers"], dropout=0.2)
+    return enc.eval()
+
+
 class BiMambaLSTM(nn.Module):
     """A BiMamba that is called like a batch-first bidirectional nn.LSTM: returns (output, None).
 

@@ -1,0 +1,172 @@
+"""Stage 2 in one call, for the Mamba student and for the same-recipe LSTM control.
+
+    data = prepare_recordings(kokoro, S)                 # helpers.data.recordings: notebook 04's split
+    pack, voice_path = fitted_voice(kokoro, data, S)     # helpers.train.fit_voice: notebook 04's fitted voice
+    cfg = TrainConfig.for_mode(S.mode, "finetune")
+    mamba = finetune(kokoro, data, pack, cfg, "mamba", init=stage1_adapter, out=S.runs_dir / "finetune")
+    lstm = finetune(kokoro, data, pack, cfg, "lstm", out=S.runs_dir / "finetune-lstm")
+    mamba_twin(kokoro, lstm.adapter)                     # notebook 06: a twin with the fine-tuned LSTMs
+
+Why a control: stage 2 gives the Mamba more training on real recordings. If the fine-tuned Mamba beats the
+LSTM as shipped, is it the architecture or the extra training? The control answers it: Kokoro's own
+DurationEncoder, its three BiLSTMs trainable, trained by the same code path (`Trainer`, compute_loss, train_step)
+with the same TrainConfig, data, fitted voice, steps and seed. Only what is trainable differs.
+
+How the pieces fit, per call:
+
+  (a) the student model: a fresh Kokoro (`fresh()`, by default the weights of `kokoro` loaded again) so the
+      loaded `kokoro` is never trained. "mamba" (or "cfc"): the stage-1 adapter `init` re-applies its surgery
+      onto it. "lstm": the model as shipped (or `init`, an LSTM adapter); the Trainer trains the LSTMs the blocks
+      replace, the AdaLayerNorms frozen as the Mamba's reused ones are (helpers.transplant.peft).
+  (b) the items: `data`'s training and held-out recordings, each item's style the fitted pack's row for its
+      phoneme count (`style_for`, the row synthesis with that voice reads).
+  (c) the training: `Trainer(model, None, train, cfg, val)`; only `out_dir` differs between students, and torch's
+      global RNG (decoder crops and noise) is seeded with `cfg.seed` for both. A finished or interrupted run in
+      `out` with the same voice and start is resumed; otherwise its checkpoints are set aside (never deleted).
+  (d) the adapter: `out/adapter`, the held-out-best weights by token-boundary error (helpers.train.selection),
+      its metadata naming the student, start, voice, the step kept and its held-out scores.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from helpers.kokoro.forward import style_for
+from helpers.settings import runs_root
+from helpers.train.config import TrainConfig
+from helpers.train.items import TrainItem, as_train_items
+from helpers.train.trainer import Trainer
+from helpers.transplant.adapters import SHIPPED_ADAPTER, adapter_block, adapter_info, load_adapter
+from helpers.transplant.peft import student_kind
+
+STUDENTS = ("mamba", "cfc", "lstm")
+
+
+@dataclasses.dataclass
+class Stage2Run:
+    """One student's stage 2: its trainer (model, history), the adapter written, and held-out scores."""
+
+    student: str
+    trainer: Trainer
+    adapter: Path
+    start_scores: dict[str, float]  # before any stage-2 step: the LSTM as shipped / the stage-1 Mamba
+    kept_step: int
+    kept_scores: dict[str, float]  # the step the adapter holds
+
+
+def stage1_start(runs: str | Path | None = None) -> tuple[Path, str]:
+    """(adapter, why): the Mamba's stage-2 start. Your own full-mode stage-1 adapter (`runs`, default
+    runs/full/distill/adapter) when it is a trained Mamba adapter, else the one shipped in results/distill-cpu."""
+    own = Path(runs) if runs is not None else runs_root() / "full" / "distill" / "adapter"
+    try:
+        info = adapter_info(own)
+        if adapter_block(info) == "mamba" and not info["metadata"].get("fixture"):
+            return own, "your own full-mode stage-1 adapter"
+    except (OSError, ValueError):
+        pass
+    return SHIPPED_ADAPTER, "the stage-1 adapter shipped with the workbook (no full-mode one of yours found)"
+
+
+def stage2_table(mamba: Stage2Run, lstm: Stage2Run) -> pd.DataFrame:
+    """The four systems' held-out scores (the same clips, the same fitted voice), one row each."""
+    rows = {
+        "LSTM as shipped": (lstm.start_scores, 0),
+        "LSTM + stage 2 (control)": (lstm.kept_scores, lstm.kept_step),
+        "Mamba after stage 1": (mamba.start_scores, 0),
+        "Mamba after stage 2": (mamba.kept_scores, mamba.kept_step),
+    }
+    table = {name: {"stage-2 step": step, **{k.removeprefix("val_"): v for k, v in sc.items()}} for name, (sc, step) in rows.items()}
+    return pd.DataFrame.from_dict(table, orient="index")
+
+
+def styled_items(objs, pack: torch.Tensor) -> list[TrainItem]:
+    """TrainItems of `objs` (prepared items or TrainItems), each styled with the pack's row for its phoneme count."""
+    items = [o if isinstance(o, TrainItem) else as_train_items([o])[0] for o in objs]
+    out = []
+    for it in items:
+        n_ph = it.n_phonemes if it.n_phonemes is not None else max(len(it) - 2, 1)
+        row = style_for(pack.detach().float().cpu(), n_ph).reshape(-1).numpy().astype(np.float32)
+        out.append(dataclasses.replace(it, style=row))
+    return out
+
+
+def student_model(kokoro, student: str, init: str | Path | None, fresh: Callable[[], nn.Module] | None = None):
+    """A fresh model whose DurationEncoder is the student: `init` loaded (an adapter), else Kokoro's own."""
+    if student not in STUDENTS:
+        raise ValueError(f"unknown student {student!r}; choose one of {STUDENTS}")
+    if fresh is None:
+        if kokoro.source == "random":
+            raise ValueError("random weights cannot be loaded again: pass fresh= (a factory of identical models)")
+        from helpers.kokoro.loading import load_kokoro
+
+        device = next(kokoro.model.parameters()).device
+        fresh = lambda: load_kokoro(kokoro.source, device=device, verbose=False).model  # noqa: E731
+    model = fresh()
+    if init is not None:
+        load_adapter(model, init)
+    if student_kind(model) != student:
+        need = "an LSTM adapter or None" if student == "lstm" else f"a stage-1 {student} adapter"
+        raise ValueError(f"student {student!r} needs init= {need}; got {init!r} ({student_kind(model)})")
+    return model
+
+
+def _same_start(out: Path, pack: torch.Tensor, init, student: str) -> bool:
+    """Record what this run starts from in out/stage2.json; False when the run there started otherwise."""
+    digest = hashlib.sha256(pack.detach().float().cpu().numpy().tobytes()).hexdigest()[:16]
+    start = {"student": student, "init": str(init) if init is not None else None, "voice_sha256": digest}
+    path = out / "stage2.json"
+    same = not path.exists() or json.loads(path.read_text()) == start
+    out.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(start, indent=2))
+    return same
+
+
+def finetune(
+    kokoro,
+    data,
+    pack: torch.Tensor,
+    cfg: TrainConfig,
+    student: str = "mamba",
+    init: str | Path | None = None,
+    out: str | Path | None = None,
+    fresh: Callable[[], nn.Module] | None = None,
+    voice: str | Path | None = None,
+    progress: bool = True,
+    callbacks: list | None = None,
+    samples: bool = True,
+) -> Stage2Run:
+    """Stage 2 of one student (module docstring): train, keep the held-out-best step, save it to `out/adapter`.
+
+    `data`: prepare_recordings' result (or a (train, val) pair of items with targets); `pack` [510, 1, 256]: the
+    fitted voice (`voice`, its name or path, goes into the metadata); `cfg`: a 'finetune' TrainConfig, its
+    out_dir replaced by `out` (default: cfg.out_dir). `samples`: listening samples with the pack in out/samples
+    (every cfg.sample_every steps and at the end).
+    """
+    if cfg.stage != "finetune":
+        raise ValueError(f"stage 2 needs a 'finetune' TrainConfig, got stage {cfg.stage!r}")
+    out = Path(out if out is not None else cfg.out_dir)
+    train_objs, val_objs = (data.train, data.val) if hasattr(data, "train") else data
+    train, val = styled_items(train_objs, pack), styled_items(val_objs, pack)
+    model = student_model(kokoro, student, init, fresh)
+    same = _same_start(out, pack, init, student)
+    meta = {"weights": kokoro.source, "student": student, "init": str(init), "voice": str(voice or "given pack")}
+    trainer = Trainer(model, None, train, dataclasses.replace(cfg, out_dir=str(out)), val, callbacks, meta)
+    start = trainer.evaluate()
+    trainer.metadata["start_scores"] = start
+    if not trainer.resume(fresh=not same):  # a new run: both students draw the same crops and noise
+        torch.manual_seed(cfg.seed)
+    trainer.fit(voice_pack=pack if samples else None, progress=progress)
+    adapter = trainer.save_adapter()
+    kept = trainer.kept
+    step = kept.step if kept.weights is not None else trainer.step
+    scores = kept.scores if kept.weights is not None else trainer.evaluate()
+    return Stage2Run(student, trainer, adapter.with_suffix(""), start, step, scores)

@@ -1,0 +1,147 @@
+"""The same-recipe LSTM control (the Trainer on an un-operated model), held-out checkpoint selection, and
+`helpers.train.stage2.finetune` for both students."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from helpers.kokoro.forward import style_for
+from helpers.kokoro.g2p import phonemes_to_ids
+from helpers.train.config import TrainConfig
+from helpers.train.items import TrainItem
+from helpers.train.stage2 import finetune, stage1_start, stage2_table
+from helpers.train.trainer import Trainer
+from helpers.transplant.adapters import (
+    SHIPPED_ADAPTER,
+    adapter_block,
+    adapter_info,
+    describe_adapter,
+    read_adapter,
+    save_adapter,
+)
+from helpers.transplant.peft import changed_tensors, snapshot
+from helpers.transplant.surgery import DURATION_ENCODER_PATH, SurgeryConfig, replace_duration_encoder
+
+SMALL = SurgeryConfig(n_layers=1, d_state=4, expand=1)
+ENC = DURATION_ENCODER_PATH
+PHONEMES = ["hˈɛlO, wˈɜɹld.", "ðə kˈæt sˈæt.", "wˈʌt ɪz ɪt?", "nˈO pˈʌŋktʃuˌeɪʃən", "ʃˈi sˈɛd jˈɛs."]
+
+
+def _items(seed: int = 0) -> list[TrainItem]:
+    """Recordings' targets for a few sentences (random but plausible: F0 with unvoiced frames, log-mels)."""
+    g = np.random.default_rng(seed)
+    items = []
+    for i, ph in enumerate(PHONEMES):
+        ids = np.asarray(phonemes_to_ids(ph))
+        dur = g.integers(1, 4, len(ids))
+        F = int(dur.sum())
+        f0 = np.abs(g.normal(150, 30, 2 * F)).astype(np.float32)
+        f0[g.random(2 * F) < 0.3] = 0.0
+        style = (g.standard_normal(256) * 0.1).astype(np.float32)
+        mel = g.normal(-1, 1, (80, 2 * F)).astype(np.float32)
+        items.append(TrainItem(f"u{i}", ids, style, dur, f0, g.normal(0, 1, 2 * F).astype(np.float32), mel, len(ph)))
+    return items
+
+
+def _operated(factory):
+    model = factory()
+    replace_duration_encoder(model, SMALL)
+    return model
+
+
+def _cfg(tmp_path, **kw):
+    base = dict(stage="finetune", steps=3, batch_size=2, prosody_items=1, mel_items=0, warmup_steps=1, lr=1e-3)
+    return TrainConfig(**{**base, "out_dir": str(tmp_path / "run"), **kw})
+
+
+def test_the_lstm_control_trains_only_the_duration_encoders_lstms(fresh_small_model, tmp_path):
+    model = fresh_small_model()  # as shipped: no surgery
+    tr = Trainer(model, None, _items(), _cfg(tmp_path))
+    assert tr.trainable_names and all(n.startswith(f"{ENC}.lstms.0.") for n in tr.trainable_names)
+    assert not any(p.requires_grad for n, p in model.named_parameters() if ".lstms.1." in n), "norms frozen"
+    tr._train_mode()
+    assert model.get_submodule(f"{ENC}.lstms.0").training, "cuDNN's RNN backward needs train mode"
+    before = snapshot(model)
+    tr.fit(progress=False)
+    changed = changed_tensors(before, model)
+    assert changed and all(k.startswith(f"{ENC}.lstms.0.") for k in changed)
+    st = tr.save_adapter()
+    assert adapter_block(adapter_info(st.with_suffix(""))) == "lstm"
+
+
+def test_the_lstm_control_is_stage_2_only(fresh_small_model, tmp_path):
+    with pytest.raises(ValueError, match="finetune"):
+        Trainer(fresh_small_model(), fresh_small_model().predictor.text_encoder, _items(), _cfg(tmp_path, stage="distill"))
+
+
+def test_stage2_adapter_keeps_the_held_out_best_step(fresh_small_model, tmp_path, monkeypatch):
+    model = _operated(fresh_small_model)
+    items = _items()
+    tr = Trainer(model, None, items[:3], _cfg(tmp_path, steps=4, eval_every=1), items[3:])
+    scripted = iter([30.0, 10.0, 20.0, 40.0])  # held-out boundary error per step: step 2 is the best
+    monkeypatch.setattr(tr, "evaluate", lambda: {"val_dur_within_1": 0.5, "val_boundary_ms": next(scripted)})
+    states = {}
+    tr.callbacks.append(lambda row, t: states.__setitem__(row["step"], snapshot(t.model.predictor.text_encoder)))
+    tr.fit(progress=False)
+    info, tensors = read_adapter(tr.save_adapter().with_suffix(""))
+    assert "kept: step 2 of 4" in describe_adapter(tmp_path / "run" / "adapter")
+    meta = info["metadata"]
+    assert meta["kept_step"] == 2 and meta["best_scores"]["val_boundary_ms"] == 10.0 and meta["steps"] == 4
+    assert all(torch.equal(tensors[k], v) for k, v in states[2].items()), "the adapter holds step 2's weights"
+    assert not all(torch.equal(tensors[k], v) for k, v in states[4].items())
+    last = model.predictor.text_encoder.state_dict()
+    assert all(torch.equal(last[k], v) for k, v in states[4].items()), "the model itself keeps its last weights"
+    again = Trainer(_operated(fresh_small_model), None, items[:3], tr.cfg, items[3:])
+    assert again.resume() and again.step == 4 and again.kept.step == 2  # resume knows the best and its weights
+    assert all(torch.equal(again.kept.weights[k], v) for k, v in states[2].items())
+
+
+def test_the_kept_step_is_the_lowest_held_out_boundary_error(fresh_small_model, tmp_path):
+    items = _items()
+    tr = Trainer(_operated(fresh_small_model), None, items[:3], _cfg(tmp_path, eval_every=1), items[3:])
+    tr.fit(progress=False)
+    evals = [r for r in tr.history if "val_boundary_ms" in r]
+    assert [r["step"] for r in evals] == [1, 2, 3]
+    best = min(evals, key=lambda r: r["val_boundary_ms"])
+    assert tr.kept.step == best["step"] and tr.kept.score == best["val_boundary_ms"]
+
+
+def test_finetune_trains_both_students_by_one_recipe(kokoro_small_random, fresh_small_model, tmp_path):
+    model = _operated(fresh_small_model)
+    save_adapter(model, tmp_path / "stage1")  # an untrained stage-1 Mamba stands in for the real one
+    items = _items()
+    pack = torch.randn(510, 1, 256, generator=torch.Generator().manual_seed(3)) * 0.1
+    before = snapshot(kokoro_small_random.model)
+    cfg = _cfg(tmp_path, steps=2, eval_every=1, sample_every=100)
+    runs = {
+        s: finetune(kokoro_small_random, (items[:3], items[3:]), pack, cfg, s, init, tmp_path / s, fresh_small_model,
+                    progress=False, samples=False)  # fmt: skip
+        for s, init in [("mamba", tmp_path / "stage1"), ("lstm", None)]
+    }
+    assert not changed_tensors(before, kokoro_small_random.model), "the loaded Kokoro is never trained"
+    for s, run in runs.items():
+        assert adapter_block(adapter_info(run.adapter)) == s and run.adapter == tmp_path / s / "adapter"
+        assert dataclasses.replace(run.trainer.cfg, out_dir="") == dataclasses.replace(cfg, out_dir="")
+        assert run.trainer.step == 2 and run.kept_step in (1, 2) and run.start_scores.keys() == run.kept_scores.keys()
+        for it in run.trainer.items + run.trainer.val_items:  # every item styled with the fitted pack
+            assert np.array_equal(it.style, style_for(pack, it.n_phonemes).reshape(-1).numpy())
+    assert runs["lstm"].start_scores != runs["mamba"].start_scores  # different students, same held-out items
+    table = stage2_table(runs["mamba"], runs["lstm"])
+    assert list(table.index) == ["LSTM as shipped", "LSTM + stage 2 (control)", "Mamba after stage 1", "Mamba after stage 2"]
+    assert table.loc["LSTM + stage 2 (control)", "boundary_ms"] == runs["lstm"].kept_scores["val_boundary_ms"]
+    with pytest.raises(ValueError, match="stage-1 mamba adapter"):
+        finetune(kokoro_small_random, (items[:3], items[3:]), pack, cfg, "mamba", None, tmp_path / "x", fresh_small_model)
+
+
+def test_stage2_starts_from_your_trained_stage1_adapter_else_the_shipped_one(fresh_small_model, tmp_path):
+    assert stage1_start(tmp_path / "none")[0] == SHIPPED_ADAPTER
+    model = _operated(fresh_small_model)
+    save_adapter(model, tmp_path / "fixture", {"fixture": True})
+    assert stage1_start(tmp_path / "fixture")[0] == SHIPPED_ADAPTER, "an untrained fixture is no start"
+    save_adapter(model, tmp_path / "own", {"stage": "distill"})
+    path, why = stage1_start(tmp_path / "own")
+    assert path == tmp_path / "own" and "your own" in why
