@@ -180,6 +180,7 @@ def run(
     seed: int = 0,
     calibration_steps: int = 6,
     loss_weights: dict | None = None,
+    chain_fraction: float = 0.0,
 ) -> dict:
     """Train with the recipe for `minutes` of wall time; returns the provenance record (also results.json)."""
     from helpers.data.text_corpus import prepare_text_corpus
@@ -200,7 +201,7 @@ def run(
     cfg = TrainConfig(
         stage="distill", steps=10_000, batch_size=batch_size, lr=lr, warmup_steps=30, seed=seed,
         log_every=1, eval_every=10**9, ckpt_every=10**9, sample_every=10**9, prosody_items=prosody_items,
-        out_dir=str(out / "run"), **(loss_weights or {}),
+        out_dir=str(out / "run"), chain_fraction=chain_fraction, **(loss_weights or {}),
     )  # fmt: skip
     budget_s = 60.0 * minutes
     ms = Milestones(kokoro, sentences, eval_voices, [m for m in milestones if m <= minutes], out, budget_s, layer_fraction)
@@ -273,6 +274,8 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--timespan", default=CFC_DESIGN.cfc_timespan, choices=["unit", "learned"], help="cfc only")
     p.add_argument("--weights", default="offline-int8")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--chain-fraction", type=float, default=0.0,
+                   help="the last share of the layer-matching steps feeds each block the student's own input")
     p.add_argument("--w-dur-cum", type=float, default=0.0, help="phase 2: weight of the drift (token-edge) loss")
     p.add_argument("--w-f0", type=float, default=1.0, help="phase 2: weight of the F0 term")
     p.add_argument("--w-energy", type=float, default=1.0, help="phase 2: weight of the energy term")
@@ -285,6 +288,7 @@ def main(argv: list[str] | None = None) -> dict:
         a.out or OUT[a.block], a.minutes, tuple(float(m) for m in a.milestones.split(",")), a.lr, a.layer_fraction,
         a.batch_size, a.prosody_items, design, a.weights, seed=a.seed,
         loss_weights={"w_dur_cum": a.w_dur_cum, "w_f0": a.w_f0, "w_energy": a.w_energy},
+        chain_fraction=a.chain_fraction,
     )  # fmt: skip
 
 

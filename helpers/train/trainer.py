@@ -191,7 +191,8 @@ class Trainer:
             if rank_and_world()[1] > 1:
                 raise NotImplementedError("the layer-matching phase runs in one process (layer_steps=0 under torchrun)")
             trace = teacher_trace(self.teacher, batch.d_en, s, batch.lengths, batch.pad)
-            layer = layer_match_loss(model.predictor.text_encoder, trace, s, batch.lengths, batch.pad)
+            chained = self.step >= (1 - cfg.chain_fraction) * cfg.layer_steps if cfg.chain_fraction else False
+            layer = layer_match_loss(model.predictor.text_encoder, trace, s, batch.lengths, batch.pad, chained)
             return cfg.w_layer * layer, {"layer": float(layer.detach())}
         d_s = encode(model, batch.d_en, s, batch.lengths, batch.pad, encoder=self.student)  # (B, T, 640)
         logits_s = duration_logits(model, d_s, batch.lengths)  # (B, T, 50)
