@@ -123,6 +123,14 @@ def read_pack_file(path: str | Path) -> torch.Tensor:
     return float_pack(pack, str(path))
 
 
+def pack_metadata(path: str | Path) -> dict[str, str]:
+    """The text metadata stored with a .safetensors pack (e.g. fit_voice's start pack and held-out losses)."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        return dict(f.metadata() or {})
+
+
 def english_pack(name: str, folder: Path = VOICES_DIR) -> torch.Tensor:
     """One of the project's English packs from its .safetensors file (no pickle involved)."""
     from safetensors.torch import load_file

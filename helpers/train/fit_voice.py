@@ -18,8 +18,8 @@ stops after `patience` epochs without improvement and returns the best pack (the
     pack, path = fitted_voice(kokoro, dataset, S)   # the same, cached under runs/<mode>/voices/ (notebooks 04-06)
     python -m helpers.train.fit_voice --data data/librivox --out runs/voices/reader.safetensors
 
-A first version: whether the fitted pack beats the best stock pack on held-out MCD and F0 RMSE is measured
-with helpers.compare, not here.
+Whether the fitted pack beats the stock packs on held-out clips (MCD, F0 RMSE, leave one clip out) is measured
+by helpers.compare.voice_fit: `python -m helpers.train.voice_loo --data DIR` (results/fit-voice/README.md).
 """
 
 from __future__ import annotations
