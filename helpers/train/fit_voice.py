@@ -49,6 +49,8 @@ class FitVoiceConfig:
     w_f0: float = 1.0
     w_energy: float = 1.0
     seed: int = 0
+    max_clips: int = 200  # fit on at most this many training clips and a quarter as many held-out ones: an epoch
+    #                       over LJSpeech's ~1,350 training clips would take hours on a CPU
 
     @classmethod
     def for_mode(cls, mode: str, **overrides) -> FitVoiceConfig:
@@ -189,6 +191,7 @@ def fit_voice(
             f"fit_voice needs training and held-out clips of the speaker (got {len(train_objs)} and "
             f"{len(val_objs)}): early stopping reads the held-out ones"
         )
+    train_objs, val_objs = train_objs[: cfg.max_clips], val_objs[: max(1, cfg.max_clips // 4)]
     train_items, val_items = _prepared(train_objs, "training"), _prepared(val_objs, "held-out")
     start = reference_voice_of(dataset) if start is None else start
     base = (kokoro.voice(start) if isinstance(start, str) else start).detach().float().to(device)  # [510,1,256]
