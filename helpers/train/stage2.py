@@ -44,6 +44,7 @@ from helpers.kokoro.forward import style_for
 from helpers.settings import runs_root
 from helpers.train.config import TrainConfig
 from helpers.train.items import TrainItem, as_train_items
+from helpers.train.resumable import ResumeRefused
 from helpers.train.trainer import Trainer
 from helpers.transplant.adapters import SHIPPED_ADAPTER, adapter_block, adapter_info, load_adapter
 from helpers.transplant.peft import student_kind
@@ -120,11 +121,12 @@ def student_model(kokoro, student: str, init: str | Path | None, fresh: Callable
 
 
 def _same_start(out: Path, pack: torch.Tensor, init, student: str) -> bool:
-    """Record what this run starts from in out/stage2.json; False when the run there started otherwise."""
+    """Record what this run starts from in out/stage2.json; False when the run there started otherwise, or
+    when there is no record (checkpoints in `out` from an older notebook then belong to another run)."""
     digest = hashlib.sha256(pack.detach().float().cpu().numpy().tobytes()).hexdigest()[:16]
     start = {"student": student, "init": str(init) if init is not None else None, "voice_sha256": digest}
     path = out / "stage2.json"
-    same = not path.exists() or json.loads(path.read_text()) == start
+    same = path.exists() and json.loads(path.read_text()) == start
     out.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(start, indent=2))
     return same
@@ -162,7 +164,12 @@ def finetune(
     trainer = Trainer(model, None, train, dataclasses.replace(cfg, out_dir=str(out)), val, callbacks, meta)
     start = trainer.evaluate()
     trainer.metadata["start_scores"] = start
-    if not trainer.resume(fresh=not same):  # a new run: both students draw the same crops and noise
+    try:
+        resumed = trainer.resume(fresh=not same)
+    except ResumeRefused as exc:  # checkpoints of another run (another design, data, schedule): set aside
+        print(f"{exc}\nStarting a new stage-2 run instead.")
+        resumed = trainer.resume(fresh=True)
+    if not resumed:  # a new run: both students draw the same crops and noise
         torch.manual_seed(cfg.seed)
     trainer.fit(voice_pack=pack if samples else None, progress=progress)
     adapter = trainer.save_adapter()

@@ -135,6 +135,13 @@ def test_finetune_trains_both_students_by_one_recipe(kokoro_small_random, fresh_
     assert table.loc["LSTM + stage 2 (control)", "boundary_ms"] == runs["lstm"].kept_scores["val_boundary_ms"]
     with pytest.raises(ValueError, match="stage-1 mamba adapter"):
         finetune(kokoro_small_random, (items[:3], items[3:]), pack, cfg, "mamba", None, tmp_path / "x", fresh_small_model)
+    # checkpoints of an older run without a stage2.json record (an older notebook 05): set aside, never resumed
+    old = sorted(p.name for p in (tmp_path / "lstm" / "checkpoints").glob("*.pt"))
+    (tmp_path / "lstm" / "stage2.json").unlink()
+    again = finetune(kokoro_small_random, (items[:3], items[3:]), pack, dataclasses.replace(cfg, steps=3), "lstm", None,
+                     tmp_path / "lstm", fresh_small_model, progress=False, samples=False)  # fmt: skip
+    assert again.trainer.step == 3 and old
+    assert all(any((tmp_path / "lstm").rglob(name)) for name in old) and len(list((tmp_path / "lstm").rglob("*.pt"))) > len(old)
 
 
 def test_stage2_starts_from_your_trained_stage1_adapter_else_the_shipped_one(fresh_small_model, tmp_path):
