@@ -266,6 +266,20 @@ def fitted_voice(
     return pack, path
 
 
+CLI_FIELDS = ("epochs", "lr", "patience", "crop_frames", "seed")  # the FitVoiceConfig fields the commands expose
+
+
+def add_config_args(parser) -> None:
+    """--epochs, --lr, --patience, --crop-frames, --seed on an argparse parser, FitVoiceConfig's defaults."""
+    for name in CLI_FIELDS:
+        kind = type(getattr(FitVoiceConfig, name))
+        parser.add_argument("--" + name.replace("_", "-"), type=kind, default=getattr(FitVoiceConfig, name))
+
+
+def config_from_args(args) -> FitVoiceConfig:
+    return FitVoiceConfig(**{name: getattr(args, name) for name in CLI_FIELDS})
+
+
 def main(argv: list[str] | None = None) -> Path:
     """`python -m helpers.train.fit_voice --data DIR --out PACK.safetensors`: prepare (cached), fit, save."""
     from helpers.data.prepare import prepare_dataset
@@ -278,14 +292,12 @@ def main(argv: list[str] | None = None) -> Path:
     p.add_argument("--weights", default="auto", help="auto | hub | offline-int8")
     p.add_argument("--start", default=None, help="stock pack to start from (default: the dataset's reference)")
     p.add_argument("--device", default=None)
-    for name in ("epochs", "lr", "patience", "crop_frames", "seed"):
-        kind = type(getattr(FitVoiceConfig, name))
-        p.add_argument("--" + name.replace("_", "-"), type=kind, default=getattr(FitVoiceConfig, name))
+    add_config_args(p)
     args = p.parse_args(argv)
     S = Settings.from_env()
     kokoro = load_kokoro(args.weights, device=args.device or S.device)
     data = prepare_dataset(kokoro, args.data, S)
-    cfg = FitVoiceConfig(args.epochs, args.lr, args.patience, args.crop_frames, seed=args.seed)
+    cfg = config_from_args(args)
     history: list[dict] = []
     start = args.start or reference_voice_of(data)
     pack = fit_voice(kokoro, data, cfg, start=start, history=history)

@@ -26,7 +26,13 @@ import torch
 
 from helpers.compare.voice_fit import leave_one_out_table, loo_folds, summarize
 from helpers.kokoro.voices import ENGLISH_VOICES
-from helpers.train.fit_voice import FitVoiceConfig, fit_voice, reference_voice_of
+from helpers.train.fit_voice import (
+    FitVoiceConfig,
+    add_config_args,
+    config_from_args,
+    fit_voice,
+    reference_voice_of,
+)
 
 
 def voice_fitter(kokoro, cfg: FitVoiceConfig, start: str):
@@ -86,13 +92,11 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--weights", default="auto", help="auto | hub | offline-int8")
     p.add_argument("--device", default=None)
     p.add_argument("--voices", default=",".join(ENGLISH_VOICES), help="stock packs to score, comma-separated")
-    for name in ("epochs", "lr", "patience", "crop_frames", "seed"):
-        kind = type(getattr(FitVoiceConfig, name))
-        p.add_argument("--" + name.replace("_", "-"), type=kind, default=getattr(FitVoiceConfig, name))
+    add_config_args(p)
     args = p.parse_args(argv)
     S = Settings.from_env()
     kokoro = load_kokoro(args.weights, device=args.device or S.device)
-    cfg = FitVoiceConfig(args.epochs, args.lr, args.patience, args.crop_frames, seed=args.seed)
+    cfg = config_from_args(args)
     result = leave_one_out(kokoro, args.data, S, cfg, voices=args.voices.split(","))
     print(f"nearest stock: {result['reference']}; best stock (lowest mean MCD, an oracle): {result['best_stock']}")
     with pd.option_context("display.width", 220, "display.max_columns", 30, "display.precision", 2):

@@ -109,3 +109,15 @@ def test_fitted_voice_is_fitted_once_and_cached(kokoro_small_random, tmp_path, m
     assert path2 == path and torch.equal(again, pack) and not calls  # read back, not fitted again
     _, path3 = FV.fitted_voice(kokoro_small_random, data, S, FitVoiceConfig(epochs=2, crop_frames=4), progress=False)
     assert path3 != path and calls == [1] and path.is_file()  # another config: fitted again, the old file kept
+
+
+def test_the_commands_expose_the_fitting_config():
+    import argparse
+
+    from helpers.train import fit_voice as FV
+
+    p = argparse.ArgumentParser()
+    FV.add_config_args(p)
+    assert FV.config_from_args(p.parse_args([])) == FitVoiceConfig()
+    cfg = FV.config_from_args(p.parse_args(["--epochs", "4", "--lr", "0.02", "--crop-frames", "8"]))
+    assert (cfg.epochs, cfg.lr, cfg.crop_frames, cfg.patience) == (4, 0.02, 8, FitVoiceConfig().patience)
