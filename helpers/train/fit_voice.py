@@ -78,7 +78,7 @@ def _splits(dataset) -> tuple[list, list]:
 
 
 def _prepared(objs, what: str) -> list[TrainItem]:
-    items = [o if isinstance(o, TrainItem) else as_train_items([o])[0] for o in objs]
+    items = as_train_items(objs)
     missing = [it.id for it in items if any(getattr(it, k) is None for k in ("durations", "f0", "energy", "mel"))]
     if missing:
         raise ValueError(f"{what} clips without targets (durations, F0, energy, mel: notebook 04): {missing[:5]}")
@@ -93,7 +93,7 @@ class _Clip:
         self.ids, self.lengths, self.pad = batch.ids, batch.lengths, batch.pad  # (1, T)
         self.spoken = prosody_mask(batch)  # (1, T)
         self.d_en = upstream_features(model, batch.ids, batch.pad)  # (1, 512, T)
-        self.n_phonemes = it.n_phonemes if it.n_phonemes is not None else max(len(it) - 2, 1)
+        self.n_phonemes = it.style_row
         self.dur = torch.as_tensor(it.durations, device=device)  # (T,)
         self.f0 = torch.as_tensor(it.f0, device=device)  # (2F,) Hz, 0 = unvoiced
         self.energy = torch.as_tensor(it.energy, device=device)  # (2F,)

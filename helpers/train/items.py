@@ -35,6 +35,11 @@ class TrainItem:
     def __len__(self) -> int:
         return len(self.token_ids)
 
+    @property
+    def style_row(self) -> int:
+        """The phoneme count a voice pack's row is picked by: n_phonemes, else the tokens between BOS and EOS."""
+        return self.n_phonemes if self.n_phonemes is not None else max(len(self) - 2, 1)
+
 
 def bucketed_batches(lengths: list[int], batch_size: int, seed: int, epoch: int) -> list[list[int]]:
     """Length-bucketed batches: similar lengths together (little padding), order random but reproducible."""
@@ -47,10 +52,12 @@ def bucketed_batches(lengths: list[int], batch_size: int, seed: int, epoch: int)
 
 
 def as_train_items(objs) -> list[TrainItem]:
-    """Notebook 04's TextItem / ItemTargets (or anything with the same fields) -> TrainItems."""
+    """Notebook 04's TextItem / ItemTargets (or anything with the same fields) -> TrainItems; TrainItems pass."""
     get = lambda o, k: None if getattr(o, k, None) is None else np.asarray(getattr(o, k))
     return [
-        TrainItem(
+        o
+        if isinstance(o, TrainItem)
+        else TrainItem(
             o.id,
             get(o, "token_ids"),
             get(o, "style").reshape(-1).astype(np.float32),
@@ -115,8 +122,7 @@ def restyle(batch: Batch, voice_bank: dict[str, torch.Tensor], rng: np.random.Ge
     drawn = [names[int(i)] for i in rng.integers(0, len(names), len(batch.items))]
     rows = []
     for it, name in zip(batch.items, drawn):
-        n_ph = it.n_phonemes if it.n_phonemes is not None else max(len(it) - 2, 1)
-        rows.append(style_for(voice_bank[name], n_ph).reshape(-1))
+        rows.append(style_for(voice_bank[name], it.style_row).reshape(-1))
     batch.ref_s = torch.stack(rows).to(batch.ref_s)  # (B, 256)
     return drawn
 

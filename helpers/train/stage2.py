@@ -91,13 +91,9 @@ def stage2_table(mamba: Stage2Run, lstm: Stage2Run) -> pd.DataFrame:
 
 def styled_items(objs, pack: torch.Tensor) -> list[TrainItem]:
     """TrainItems of `objs` (prepared items or TrainItems), each styled with the pack's row for its phoneme count."""
-    items = [o if isinstance(o, TrainItem) else as_train_items([o])[0] for o in objs]
-    out = []
-    for it in items:
-        n_ph = it.n_phonemes if it.n_phonemes is not None else max(len(it) - 2, 1)
-        row = style_for(pack.detach().float().cpu(), n_ph).reshape(-1).numpy().astype(np.float32)
-        out.append(dataclasses.replace(it, style=row))
-    return out
+    pack = pack.detach().float().cpu()
+    return [dataclasses.replace(it, style=style_for(pack, it.style_row).reshape(-1).numpy().astype(np.float32))
+            for it in as_train_items(objs)]  # fmt: skip
 
 
 def student_model(kokoro, student: str, init: str | Path | None, fresh: Callable[[], nn.Module] | None = None):
