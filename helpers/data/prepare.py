@@ -1,11 +1,12 @@
-"""Dataset preparation: validate, compute targets once, cache them, split train/validation.
+"""Dataset preparation: validate, compute targets once, cache them, split train / dev / test.
 
 The training notebooks call two functions:
 
     data = prepare_dataset(kokoro, S.data_dir / "librivox", S)     # (text, wav) recordings
     data.manifest["reference_voice"]   # the voice pack used as style and DTW reference, and why
-    data.train, data.val        # TargetsList: len(), [i] -> helpers.data.targets.ItemTargets (loaded from disk)
-    data.suspect                # items the pocketsphinx check flagged (kept out unless keep_suspect=True)
+    data.train, data.dev, data.test   # TargetsList each, disjoint: len(), [i] -> helpers.data.targets.ItemTargets
+    data.split_file, data.split_hash  # split.json beside the cache (the ids of each split) and its short sha256
+    data.suspect                # items the pocketsphinx check flagged (set aside unless keep_suspect=True)
     data.report                 # helpers.data.validate.ValidationReport (refused items, with reasons)
     data.summary()              # one-row pandas table: counts, split sizes, seconds, cache hits
 
@@ -19,9 +20,10 @@ Signatures:
                     cache_dir=None, progress=True, verbose=True) -> PreparedDataset
     prepare_text_corpus(kokoro, path=None, settings=None, limit=None, *, style=None, val_fraction=0.05,
                         cache_dir=None, progress=True, verbose=True) -> TextCorpus
-    PrepareConfig(name=None, voice="auto", features=FeatureSettings(), dtw=DTWSettings(),
-                  check=CheckSettings(), val_fraction=0.1, keep_suspect=False, store_audio=True, limit=None)
-    split_of(item_id, val_fraction) -> "train" | "val"
+    PrepareConfig(name=None, voice="auto", features=FeatureSettings(), dtw=DTWSettings(), check=CheckSettings(),
+                  split=SplitRule(), keep_suspect=False, store_audio=True, limit=None)
+    assign_splits({id: content key}, SplitRule()) -> {id: "train" | "dev" | "test"}
+    split_of(item_id, val_fraction) -> "train" | "val"   (the text corpus's split: helpers.data.text_corpus)
     choose_voice(items, previous=None) -> helpers.data.reference_voice.VoiceChoice (what "auto" picks)
 
 `settings` is the workbook's `helpers.settings.Settings` (cache folder, mode, voice); `config` holds the
@@ -34,7 +36,8 @@ rebuilt (the style's `name`, e.g. "voice:am_michael", is part of the settings ha
 Cache layout (``settings.cache_dir / "datasets" / <name>``, name = the data folder's name by default):
 
     manifest.json     settings + their hash, code version, weights source, reference voice (and why),
-                      per-item rows, refusals
+                      per-item rows (each with its split), refusals
+    split.json        the split: seed, rule, and the ids of train, dev, test (and the suspects set aside)
     items/<id>.npz    one file per item (helpers.data.targets.ItemTargets.save), tagged with the settings hash
 
 A re-run loads every item whose file carries the current settings hash and whose source (transcript,
@@ -43,9 +46,17 @@ setting, the voice/style or the weights source changes the hash, so every item i
 file is ever deleted (hours of DTW and pYIN): `limit` only selects what a run uses. With no item left
 for training, a warning says why, with counts by reason (`PreparedDataset.why_empty()`).
 
-The split is by a hash of the item id (`split_of`): an item's side never changes when items are added or
-removed. Exception: when no item falls on the validation side and there are at least two items, the one
-with the smallest hash goes to validation (so the tiny starter set still has a validation item).
+The split (`assign_splits`, rule `SplitRule`) is made after the suspect clips are set aside, so a flagged clip
+never takes a dev or test place. Each clip's side comes from a seeded hash of its content (id, transcript and the
+wav's bytes: `clip_key`), independent of every other clip: adding or removing clips moves no one, except the
+top-ups that give small sets their minimum dev and test clips. The roles:
+
+    train   what stage 2 and fit_voice learn from
+    dev     every choice: stage-2 checkpoint selection, fit_voice's early stopping, any recipe choice
+    test    the verdict only (notebook 06 and final reports); nothing that trains or chooses reads it
+
+Full mode, 300 clips: about 200 / 40 / 60. The four usable starter clips: 2 / 1 / 1 (one test clip gives no
+verdict; notebook 04 says so). Artefacts made from a split record `split_hash` (and the ids they saw).
 """
 
 from __future__ import annotations
@@ -69,6 +80,7 @@ from helpers.data.audio import load_audio
 from helpers.data.features import FeatureSettings
 from helpers.data.readers import Item, read_dataset
 from helpers.data.reference_voice import MAX_CLIPS, VoiceChoice, choose_for_clips
+from helpers.data.splits import SplitRule, assign_splits, clip_key, write_split
 from helpers.data.targets import ItemTargets, StyleSource, compute_targets, voice_style
 from helpers.data.validate import ValidationReport, validate_items
 from helpers.data.wordcheck import CheckSettings
@@ -82,16 +94,15 @@ CI_CORPUS_LIMIT = 64  # sentences prepared in CI mode
 
 @dataclass(frozen=True)
 class PrepareConfig:
-    """The preparation recipe. Everything except val_fraction/min_val/keep_suspect/limit is hashed into the cache."""
+    """The preparation recipe. Everything except split/keep_suspect/limit is hashed into the cache."""
 
     name: str | None = None  # cache folder name; None = the data folder's name
     voice: str = "auto"  # pack for style and DTW reference; "auto" = settings.voice, then nearest by F0
     features: FeatureSettings = FeatureSettings()
     dtw: DTWSettings = DTWSettings()
     check: CheckSettings = CheckSettings()
-    val_fraction: float = 0.1
-    min_val: int = 20  # at least this many held out, where the data allows (never over a quarter of the items)
-    keep_suspect: bool = False  # True: suspect items stay in train/val (still flagged)
+    split: SplitRule = SplitRule()
+    keep_suspect: bool = False  # True: suspect items join the split (still flagged)
     store_audio: bool = True  # keep the clip's samples (int16) in the cache for waveform losses
     limit: int | None = None  # use only the first `limit` kept items (quick runs); the rest stay cached
 
@@ -105,18 +116,8 @@ def split_fraction(item_id: str) -> float:
 
 
 def split_of(item_id: str, val_fraction: float = 0.1) -> str:
+    """The text corpus's side ("train" | "val") by the id alone; recordings use `assign_splits`."""
     return "val" if split_fraction(item_id) < val_fraction else "train"
-
-
-def assign_splits(ids: Sequence[str], val_fraction: float, min_val: int = 1) -> dict[str, str]:
-    """{id: "train"|"val"} by `split_of`, topped up with the next ids by `split_fraction` to at least
-    min(min_val, a quarter of the items) validation items, and at least one when there are two or more."""
-    out = {i: split_of(i, val_fraction) for i in ids}
-    need = max(min(min_val, len(ids) // 4), 1 if len(ids) >= 2 else 0) if val_fraction > 0 else 0
-    missing = max(0, need - sum(v == "val" for v in out.values()))
-    for i in sorted((i for i in ids if out[i] == "train"), key=split_fraction)[:missing]:
-        out[i] = "val"
-    return out
 
 
 # ------------------------------------------------------------------------------------------- hashing
@@ -189,13 +190,16 @@ class PreparedDataset:
     """What `prepare_dataset` returns (see the module docstring)."""
 
     train: TargetsList
-    val: TargetsList
-    suspect: TargetsList  # flagged by the word check; in train/val too only with keep_suspect=True
+    dev: TargetsList  # every choice (selection, early stopping)
+    test: TargetsList  # the verdict only
+    suspect: TargetsList  # flagged by the word check; in a split too only with keep_suspect=True
     failed: list[dict]  # kept by validation, but targets could not be computed: {id, reason}
     report: ValidationReport
     manifest: dict
     cache_dir: Path
     stats: dict = field(default_factory=dict)  # computed, cached, seconds
+    split_file: Path | None = None  # split.json: the ids of each split
+    split_hash: str = ""  # short sha256 of split.json's content: what artefacts record
 
     def summary(self):
         """One-row pandas table: counts, split sizes (items and seconds of audio), time, cache hits."""
@@ -210,9 +214,11 @@ class PreparedDataset:
                     "failed": len(self.failed),
                     "suspect": len(self.suspect),
                     "train": len(self.train),
-                    "val": len(self.val),
+                    "dev": len(self.dev),
+                    "test": len(self.test),
                     "train_s": round(self.train.seconds, 1),
-                    "val_s": round(self.val.seconds, 1),
+                    "dev_s": round(self.dev.seconds, 1),
+                    "test_s": round(self.test.seconds, 1),
                     "computed": self.stats.get("computed", 0),
                     "from_cache": self.stats.get("cached", 0),
                     "seconds": round(self.stats.get("seconds", 0.0), 1),
@@ -223,7 +229,7 @@ class PreparedDataset:
     def why_empty(self) -> str:
         """Why no item is left for training: how many were read, refused (by reason), failed, suspect."""
         s = self.report.summary()
-        lines = [f"{len(self.train)} items for training, {len(self.val)} for validation, of {s['items']} read:"]
+        lines = [f"{len(self.train)} items for training, {len(self.dev)} dev, {len(self.test)} test, of {s['items']} read:"]
         if s["excluded"]:
             reasons = ", ".join(f"{code} {n}" for code, n in s["excluded_by_reason"].items())
             lines.append(f"  refused by validation: {s['excluded']} ({reasons}); see data.report.describe()")
@@ -231,7 +237,7 @@ class PreparedDataset:
             lines.append(f"  failed while computing targets: {len(self.failed)} ({self.failed[0]['reason'][:120]})")
         if len(self.suspect):
             flags = Counter(r["reason"].split(":", 1)[0][:60] for r in self.suspect.rows)
-            kept_out = "kept" if self.manifest.get("keep_suspect") else "kept out (keep_suspect=False)"
+            kept_out = "kept" if self.manifest.get("keep_suspect") else "set aside (keep_suspect=False)"
             why = "; ".join(f"{k} x{n}" for k, n in flags.items())
             lines.append(f"  suspect by the word check, {kept_out}: {len(self.suspect)} ({why}); see data.table()")
         if self.manifest.get("limit"):
@@ -343,8 +349,9 @@ def prepare_dataset(
     if verbose and old and old.get("settings_hash") != shash:
         print(f"settings changed since the last run ({old.get('settings_hash')} -> {shash}): recomputing")
 
-    rows, failed, computed, cached = [], [], 0, 0
+    rows, failed, computed, cached, keys = [], [], 0, 0, {}
     for item in tqdm(items, desc=f"targets {cache.name}", disable=not progress):
+        keys[item.id] = clip_key(item)
         file = f"items/{_safe_name(item.id)}.npz"
         path = cache / file
         fp = _source_fingerprint(item)
@@ -395,10 +402,12 @@ def prepare_dataset(
             }
         )
 
-    splits = assign_splits([r["id"] for r in rows], config.val_fraction, config.min_val)
-    for r in rows:
-        r["split"] = splits[r["id"]]
     usable = [r for r in rows if config.keep_suspect or not r["suspect"]]
+    splits = assign_splits({r["id"]: keys[r["id"]] for r in usable}, config.split)  # suspects set aside first
+    for r in rows:
+        r["split"] = splits.get(r["id"], "suspect")
+    set_aside = [r["id"] for r in rows if r["id"] not in splits]
+    split_file, split_hash = write_split(cache, splits, config.split, set_aside, config.keep_suspect)
     seconds = time.perf_counter() - t0
     manifest = {
         "format": 1,
@@ -406,8 +415,7 @@ def prepare_dataset(
         "root": str(root),
         "settings_hash": shash,
         "settings": record,
-        "val_fraction": config.val_fraction,
-        "min_val": config.min_val,
+        "split": {**dataclasses.asdict(config.split), "file": split_file.name, "sha256": split_hash},
         "keep_suspect": config.keep_suspect,
         "limit": config.limit,
         "git_commit": _git_commit(),
@@ -424,18 +432,22 @@ def prepare_dataset(
     tmp.replace(manifest_path)
     data = PreparedDataset(
         train=TargetsList(cache, [r for r in usable if r["split"] == "train"], "train"),
-        val=TargetsList(cache, [r for r in usable if r["split"] == "val"], "val"),
+        dev=TargetsList(cache, [r for r in usable if r["split"] == "dev"], "dev"),
+        test=TargetsList(cache, [r for r in usable if r["split"] == "test"], "test"),
         suspect=TargetsList(cache, [r for r in rows if r["suspect"]], "suspect"),
         failed=failed,
         report=report,
         manifest=manifest,
         cache_dir=cache,
         stats=manifest["stats"],
+        split_file=split_file,
+        split_hash=split_hash,
     )
     if verbose:
         print(
             f"{cache.name}: {len(rows)} items ready ({computed} computed, {cached} from cache) in "
-            f"{seconds:.1f} s; train {len(data.train)}, val {len(data.val)}, suspect {len(data.suspect)}, "
+            f"{seconds:.1f} s; train {len(data.train)}, dev {len(data.dev)}, test {len(data.test)}, "
+            f"suspect {len(data.suspect)} (split {split_hash}), "
             f"failed {len(failed)}; cache: {cache}"
         )
     if not data.train:

@@ -1,11 +1,12 @@
 """The recordings of notebooks 04, 05 and 06: one setting, one preparation, one split.
 
 `Settings.dataset` names the data ("starter", "ljspeech" or a folder; helpers.settings). Notebook 04 prepares it,
-notebook 05 fine-tunes on its training split (stage 2), notebook 06 evaluates on its held-out split. All three
-call `prepare_recordings(kokoro, S)`, so they read the same cache with the same recipe and the same split:
+notebook 05 fine-tunes on its training split and makes every choice on its dev split (stage 2), notebook 06
+gives the verdict on its test split. All three call `prepare_recordings(kokoro, S)`, so they read the same cache
+with the same recipe and the same split (recorded in `data.split_file`, helpers.data.splits):
 
     data = prepare_recordings(kokoro, S)            # helpers.data.prepare.PreparedDataset
-    data.train, data.val                            # at least 10% (and 20 clips, where the data allows) held out
+    data.train, data.dev, data.test                 # ~67 / 13 / 20% (dev and test at least 20 clips where data allows)
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 
 from helpers.data.prepare import PrepareConfig, PreparedDataset, prepare_dataset
+from helpers.data.splits import SplitRule
 from helpers.settings import Settings
 
 FULL_LIMIT = 1500  # full mode: the first 1,500 kept clips (DTW and pYIN cost seconds per clip on a CPU)
@@ -20,7 +22,7 @@ FULL_LIMIT = 1500  # full mode: the first 1,500 kept clips (DTW and pYIN cost se
 
 def recordings_config(settings: Settings, **overrides) -> PrepareConfig:
     """The workbook's preparation recipe for `settings.mode`; `overrides` replace PrepareConfig fields."""
-    base = PrepareConfig(val_fraction=0.1, min_val=20, limit=None if settings.is_ci else FULL_LIMIT)
+    base = PrepareConfig(split=SplitRule(), limit=None if settings.is_ci else FULL_LIMIT)
     return dataclasses.replace(base, **overrides)
 
 

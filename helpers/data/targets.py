@@ -38,10 +38,10 @@ Public API (shapes in comments; F = 25 ms duration frames of the clip, T = token
         style           (256,) float32 ref_s: [:128] decoder timbre, [128:] prosody
         audio           (600 F,) float32 at 24 kHz, or None when the cache was built without audio
         teacher_durations (T,) int64: Kokoro's own prediction at speed 1 for this voice
-        voice, split ("train"/"val"), suspect (bool), reason (str), check (dict of the word check)
+        voice, split ("train"/"dev"/"test"/"suspect"), suspect (bool), reason (str), check (dict of the word check)
         .n_frames = F; .tensors() -> dict of torch tensors; .save(path) / ItemTargets.load(path)
 
-`helpers.data.prepare` runs this over a dataset, caches one file per item and splits train/validation.
+`helpers.data.prepare` runs this over a dataset, caches one file per item and splits train / dev / test.
 """
 
 from __future__ import annotations

@@ -1,9 +1,19 @@
-"""The distillation corpus: sentences -> G2P -> token ids, with a random voice's style row, cached and split.
+"""The distillation corpus: sentences -> G2P -> token ids, with a random voice's style row, cached and split;
+and the two halves of the held-out evaluation sentences.
+
+    corpus = prepare_text_corpus(kokoro, S.data_dir / "text" / "sentences.txt", S)
+    heldout_file("dev")    # data/text/heldout_dev.txt: every stage-1 recipe and milestone choice reads this half
+    heldout_file("test")   # data/text/heldout_test.txt: the reported stage-1 figures, read by nothing that chooses
+
+The halves are `heldout_halves(data/text/heldout.txt)`: each sentence goes by the sha256 of its text (first half
+of the sorted hashes -> dev), so the split depends on no order and no seed; tests/data/test_heldout_split.py checks
+that the two files are exactly that split.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import time
 from dataclasses import dataclass
@@ -17,6 +27,24 @@ from helpers.data.prepare import CI_CORPUS_LIMIT, CODE_VERSION, _hash, split_of
 from helpers.data.targets import StyleSource, voice_style
 from helpers.kokoro.g2p import G2PError, phonemes_to_ids, phonemize
 from helpers.settings import Settings
+
+HELDOUT_HALVES = ("dev", "test")
+
+
+def heldout_halves(sentences: list[str]) -> dict[str, list[str]]:
+    """{"dev": [...], "test": [...]}: the sentences sorted by sha256 of their text, the first half (rounded down)
+    to dev and the rest to test, each half in the input order."""
+    key = lambda s: hashlib.sha256(s.strip().encode("utf-8")).hexdigest()  # noqa: E731
+    dev = set(sorted(sentences, key=key)[: len(sentences) // 2])
+    return {"dev": [s for s in sentences if s in dev], "test": [s for s in sentences if s not in dev]}
+
+
+def heldout_file(half: str, data_dir: str | Path | None = None) -> Path:
+    """data/text/heldout_<half>.txt: "dev" for choices, "test" for reported figures (module docstring)."""
+    if half not in HELDOUT_HALVES:
+        raise ValueError(f"held-out half {half!r}: choose one of {HELDOUT_HALVES}")
+    return Path(data_dir or Settings.from_env().data_dir) / "text" / f"heldout_{half}.txt"
+
 
 # ----------------------------------------------------------------------------------------- text corpus
 

@@ -151,7 +151,7 @@ def test_mixed_folder_refuses_each_bad_item_and_prepares_the_good(layout, tmp_pa
         assert "latin.txt:1" in rows["latin"].message
     assert "U+1F642" in rows["emoji"].message and "U+4F60" in rows["cjk"].message
     # the good ones (a UTF-16 transcript and an upper-case .WAV among them) are read and prepared
-    assert set(data.train.ids + data.val.ids) == good
+    assert set(data.train.ids + data.dev.ids + data.test.ids) == good
     assert sorted(fake_targets.calls) == sorted(good)  # refused items never reach G2P-based targets
     assert "refused" in json.dumps(data.manifest) and len(data.manifest["refused"]) == len(refused)
 
@@ -253,7 +253,7 @@ def test_limit_then_larger_limit_keeps_every_cached_item(tmp_path, fake_targets)
     files = sorted(p.name for p in (full.cache_dir / "items").glob("*.npz"))
     assert len(files) == 5 and full.stats["computed"] == 5
     two = prepare_dataset(StubKokoro(), root, S, PrepareConfig(limit=2), **kw)
-    assert len(two.train) + len(two.val) == 2 and two.stats == {**two.stats, "computed": 0, "cached": 2}
+    assert len(two.train) + len(two.dev) + len(two.test) == 2 and two.stats == {**two.stats, "computed": 0, "cached": 2}
     assert sorted(p.name for p in (full.cache_dir / "items").glob("*.npz")) == files  # nothing deleted
     four = prepare_dataset(StubKokoro(), root, S, PrepareConfig(limit=4), **kw)
     assert four.stats["computed"] == 0 and four.stats["cached"] == 4  # all from the cache
@@ -281,11 +281,11 @@ def test_zero_training_items_says_why_with_counts(tmp_path, fake_targets):
     assert len(data.train) == 0 and message == data.why_empty()
     assert "of 4 read" in message
     assert "refused by validation: 2 (silent_audio 1, emoji 1)" in message
-    assert "suspect by the word check, kept out (keep_suspect=False): 2" in message
+    assert "suspect by the word check, set aside (keep_suspect=False): 2" in message
     kept = prepare_dataset(
         StubKokoro(), root, S, PrepareConfig(keep_suspect=True), report=report, progress=False, verbose=False
     )
-    assert len(kept.train) + len(kept.val) == 2  # the same items, now usable: nothing was lost
+    assert len(kept.train) + len(kept.dev) + len(kept.test) == 2  # the same items, now usable: nothing was lost
 
 
 def test_word_check_does_not_flag_over_punctuation_alone():

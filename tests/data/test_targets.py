@@ -11,7 +11,7 @@ import pytest
 
 from helpers.data.align import DTWSettings, align_durations, edges_to_durations, silent_frames
 from helpers.data.features import FeatureSettings, extract_features, fit_to_grid
-from helpers.data.prepare import PrepareConfig, assign_splits, prepare_dataset, split_of
+from helpers.data.prepare import PrepareConfig, prepare_dataset
 from helpers.data.readers import read_ljspeech
 from helpers.data.targets import ItemTargets, compute_targets, voice_style
 from helpers.data.text_corpus import TextCorpus, prepare_text_corpus
@@ -58,18 +58,6 @@ def test_silent_frames_needs_60ms():
     assert silent[(t > 1.03) & (t < 1.17)].all()  # inside the 200 ms gap
     assert not silent[(t > 2.2) & (t < 2.24)].any()  # the 30 ms gap is too short
     assert not silent[t < 0.95].any()
-
-
-def test_split_is_a_stable_function_of_the_id():
-    ids = [f"clip-{i:04d}" for i in range(400)]
-    a = assign_splits(ids, 0.1)
-    b = assign_splits(ids + [f"new-{i}" for i in range(100)], 0.1)
-    assert all(a[i] == b[i] for i in ids)  # adding items reshuffles nothing
-    assert a == assign_splits(list(reversed(ids)), 0.1)
-    assert 20 < sum(v == "val" for v in a.values()) < 70
-    assert split_of("clip-0007", 0.1) == a["clip-0007"]
-    two = assign_splits(["x", "y"], 0.1)
-    assert sorted(two.values()) == ["train", "val"]  # tiny sets still get a validation item
 
 
 # ----------------------------------------------------------------------------- with the real model
@@ -182,15 +170,19 @@ def test_cache_skips_invalidates_and_splits(tmp_path, monkeypatch):
     assert chosen["voice"][:3] in ("am_", "bm_"), chosen  # the starter reader is a man (F0 85-130 Hz)
     assert chosen["n_clips"] == 5 and "semitones" in chosen["reason"]
     assert len(first.suspect) == 1 and first.suspect.ids[0].endswith("0890")
-    assert first.suspect.ids[0] not in first.train.ids + first.val.ids  # reported, not kept
-    assert len(first.val) >= 1 and len(first.train) + len(first.val) == 4
+    assert first.suspect.ids[0] not in first.train.ids + first.dev.ids + first.test.ids  # reported, not kept
+    assert (len(first.train), len(first.dev), len(first.test)) == (2, 1, 1)  # split after the suspect is set aside
+    split = json.loads(first.split_file.read_text())
+    assert split["suspect_set_aside"] == first.suspect.ids and first.split_file.parent == first.cache_dir
+    assert (split["train"], split["dev"], split["test"]) == (first.train.ids, first.dev.ids, first.test.ids)
     item = first.train[0]
     assert isinstance(item, ItemTargets) and item.split == "train"
     item.validate()
 
     again = prepare_dataset(StubKokoro(), data_dir, S, **kw)
     assert len(calls) == 5 and again.stats == {**again.stats, "computed": 0, "cached": 5}
-    assert again.train.ids == first.train.ids and again.val.ids == first.val.ids
+    assert (again.train.ids, again.dev.ids, again.test.ids) == (first.train.ids, first.dev.ids, first.test.ids)
+    assert again.split_hash == first.split_hash
 
     (data_dir / "wavs" / f"{SHORT_CLIP}.wav").write_bytes(
         (LIBRIVOX / "wavs" / f"{SHORT_CLIP}.wav").read_bytes()
@@ -206,22 +198,12 @@ def test_cache_skips_invalidates_and_splits(tmp_path, monkeypatch):
     keep = prepare_dataset(
         StubKokoro(), data_dir, S, PrepareConfig(features=FeatureSettings(), keep_suspect=True), **kw
     )
-    assert len(keep.train) + len(keep.val) == 5
+    assert len(keep.train) + len(keep.dev) + len(keep.test) == 5
 
     n = len(calls)
     named = prepare_dataset(StubKokoro(), data_dir, S, PrepareConfig(voice="af_heart"), **kw)
     assert named.manifest["reference_voice"]["voice"] == "af_heart"
     assert len(calls) == n + 5  # another voice: every item's targets are computed again
-
-
-def test_split_holds_out_enough_where_the_data_allows():
-    for n, at_least in [(2, 1), (5, 1), (40, 10), (100, 20), (2000, 100)]:
-        ids = [f"LJ{i:05d}" for i in range(n)]
-        n_val = list(assign_splits(ids, 0.1, min_val=20).values()).count("val")
-        assert at_least <= n_val <= max(at_least, 0.15 * n), (n, n_val)
-    small = assign_splits([f"c{i}" for i in range(40)], 0.1, min_val=20)
-    grown = assign_splits([f"c{i}" for i in range(40)] + [f"d{i}" for i in range(400)], 0.1, min_val=20)
-    assert {i for i, v in grown.items() if v == "val"} >= {i for i, v in small.items() if v == "val" and v == grown[i]}
 
 
 def test_the_dataset_setting_reaches_prepare(tmp_path, monkeypatch):
@@ -246,9 +228,9 @@ def test_the_dataset_setting_reaches_prepare(tmp_path, monkeypatch):
     S = Settings(mode="full", dataset=str(lj), cache_dir=tmp_path / "cache", voice="af_heart")
     data = prepare_recordings(StubKokoro(), S, report=report, progress=False, verbose=False)
     assert data.manifest["root"] == str(lj) and len(calls) == 15
-    assert data.manifest["limit"] == recordings_config(S).limit and data.manifest["min_val"] == 20
-    assert len(data.val) >= 15 // 4 and len(data.train) + len(data.val) == 15
-    assert not set(data.train.ids) & set(data.val.ids)
+    assert data.manifest["limit"] == recordings_config(S).limit and data.manifest["split"]["min_test"] == 20
+    assert len(data.dev) >= 15 // 8 and len(data.test) >= 15 // 5 and len(data.train) >= 8  # minimums n/8, n/5
+    assert len({*data.train.ids, *data.dev.ids, *data.test.ids}) == 15
     S.dataset = str(tmp_path / "nowhere")
     with pytest.raises(FileNotFoundError, match="nowhere"):
         prepare_recordings(StubKokoro(), S)
