@@ -32,6 +32,7 @@ from helpers.data.corpus import (  # noqa: E402
     load_sentences,
 )
 from helpers.data.readers import write_ljspeech_metadata  # noqa: E402
+from helpers.data.text_corpus import heldout_halves  # noqa: E402
 from helpers.grid import SAMPLE_RATE  # noqa: E402
 
 DEBIAN_SOURCE = Path("/usr/share/pocketsphinx/test/data/librivox")
@@ -169,6 +170,10 @@ distillation evaluation (`python -m helpers.compare.distillation`) and the voice
 licence: CC0 1.0. `written.txt` was checked against it: no sentence in common, none starting with the
 same six words as a held-out one, and every pair sharing a third or more of their content words read by
 hand and rewritten where the two came close.
+
+`heldout_dev.txt` and `heldout_test.txt` ({n_dev} and {n_test} sentences) are the two halves of `heldout.txt`, by the
+sha256 of each sentence (`helpers.data.text_corpus.heldout_halves`; this script writes both): every stage-1 recipe or
+milestone choice reads the dev half, the reported stage-1 figures the test half. Same licence: CC0 1.0.
 """
 
 
@@ -243,6 +248,9 @@ def make_text(out: Path, check_phonemes: bool) -> None:
     problems = [p for p in check_sentences(hand + more + heldout) if "duplicate" in p]
     if problems:  # a sentence in two files, or in the held-out set
         raise SystemExit(f"{' + '.join(WRITTEN_FILES)} + heldout.txt: " + "; ".join(problems))
+    halves = heldout_halves(heldout)  # dev: every stage-1 choice; test: the reported figures
+    for half, lines in halves.items():
+        (out / f"heldout_{half}.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
     sentences = build_corpus(hand + more, N_GENERATED, seed=CORPUS_SEED)
     (out / "sentences.txt").write_text("\n".join(sentences) + "\n", encoding="utf-8")
     stats = corpus_stats(sentences)
@@ -261,6 +269,8 @@ def make_text(out: Path, check_phonemes: bool) -> None:
             min_words=min(n_words),
             max_words=max(n_words),
             n_heldout=len(heldout),
+            n_dev=len(halves["dev"]),
+            n_test=len(halves["test"]),
             seed=CORPUS_SEED,
         )
     )

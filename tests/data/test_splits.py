@@ -62,3 +62,17 @@ def test_clip_key_reads_the_audio():
     items = read_ljspeech(REPO_ROOT / "data" / "librivox")
     keys = [clip_key(it) for it in items]
     assert len(set(keys)) == len(items) and keys == [clip_key(it) for it in items]
+
+
+def test_heldout_sentences_are_halved_into_dev_and_test():
+    """Stage-1 choices read data/text/heldout_dev.txt, reported figures heldout_test.txt: disjoint, together the
+    whole held-out file, and exactly the deterministic split of helpers.data.text_corpus.heldout_halves."""
+    from helpers.data.corpus import load_sentences
+    from helpers.data.text_corpus import heldout_file, heldout_halves
+
+    text = REPO_ROOT / "data" / "text"
+    whole = load_sentences(text / "heldout.txt")
+    dev, test = (load_sentences(heldout_file(h, REPO_ROOT / "data")) for h in ("dev", "test"))
+    assert heldout_halves(whole) == {"dev": dev, "test": test}
+    assert not set(dev) & set(test) and sorted(dev + test) == sorted(whole) and abs(len(dev) - len(test)) <= 1
+    assert heldout_halves(list(reversed(whole)))["dev"] == list(reversed(dev))  # by content, not by order
