@@ -10,10 +10,10 @@ import train; `python -m helpers.train.voice_loo` wires the two together):
         vs the recording's audio; F0 RMSE (Hz) of the predicted F0 vs the clip's pYIN F0 on the frames
         voiced in both (both on the 12.5 ms grid: 2F frames for F duration frames).
     side_by_side(kokoro, item, packs)  players (the recording, then each pack) and their scores (notebook 04)
-    loo_folds(ids)                     one Fold per clip: test = that clip, val = the next clip (cyclic, for
+    loo_folds(ids)                     one Fold per clip: test = that clip, dev = the next clip (cyclic, for
                                        fit_voice's early stopping), train = the rest; needs >= 3 clips
     leave_one_out_table(kokoro, items, fit, reference, voices)
-                                       per fold: fit(train, val) -> (pack, info), timed; then the fitted
+                                       per fold: fit(train, dev) -> (pack, info), timed; then the fitted
                                        pack and every stock pack scored on the test clip only
     summarize(scores, folds, reference)  the per-fold table (fitted / nearest stock / best stock) and the
                                        summary: means, n, 95% paired bootstrap intervals (helpers.compare.stats)
@@ -85,12 +85,12 @@ def side_by_side(kokoro, item, packs: dict, seed: int = 0) -> tuple[str, pd.Data
 @dataclass(frozen=True)
 class Fold:
     test: str  # the clip scored
-    val: str  # the clip fit_voice stops early on
+    dev: str  # the clip fit_voice stops early on
     train: tuple[str, ...]  # the clips it fits on
 
 
 def loo_folds(ids: Sequence[str]) -> list[Fold]:
-    """One fold per clip (ids sorted): test = clip k, val = clip k + 1 (cyclic), train = the others."""
+    """One fold per clip (ids sorted): test = clip k, dev = clip k + 1 (cyclic), train = the others."""
     ids = sorted(ids)
     if len(set(ids)) != len(ids):
         raise ValueError("clip ids must be unique")
@@ -104,7 +104,7 @@ def loo_folds(ids: Sequence[str]) -> list[Fold]:
             for k in range(n)]  # fmt: skip
 
 
-Fit = Callable[[list, list], tuple]  # fit(train_items, val_items) -> (pack [510, 1, 256], info dict)
+Fit = Callable[[list, list], tuple]  # fit(train_items, dev_items) -> (pack [510, 1, 256], info dict)
 
 
 def leave_one_out_table(
@@ -123,9 +123,9 @@ def leave_one_out_table(
     scores, rows = [], []
     for k, fold in enumerate(tqdm(folds, desc="leave one out", disable=not progress)):
         t0 = time.perf_counter()
-        pack, info = fit([by_id[i] for i in fold.train], [by_id[fold.val]])
+        pack, info = fit([by_id[i] for i in fold.train], [by_id[fold.dev]])
         fit_s = time.perf_counter() - t0
-        rows.append({"fold": k, "test": fold.test, "val": fold.val, "train": list(fold.train), "fit_s": fit_s,
+        rows.append({"fold": k, "test": fold.test, "dev": fold.dev, "train": list(fold.train), "fit_s": fit_s,
                      **(info or {})})  # fmt: skip
         test = by_id[fold.test]
         scores.append({"fold": k, "id": fold.test, "system": "fitted", **score_pack(kokoro, test, pack, seed)})

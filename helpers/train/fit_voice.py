@@ -3,19 +3,26 @@
 Kokoro has no style encoder: a voice is a pack [510, 1, 256] whose row len(phonemes) - 1 is an utterance's
 ref_s = [timbre (128) ; prosody (128)] (helpers.kokoro.forward.style_for). `fit_voice` starts from the stock
 pack nearest the speaker (notebook 04's reference voice, which also made the targets) and learns one offset
-(256,) added to every row, so the pack keeps its stock dependence on length. Each half meets its own losses:
+(128,) added to the **timbre half** of every row, so the pack keeps its stock dependence on length:
 
-    timbre  ref_s[:128]  decode() on a W-frame crop with the recording's durations, F0 and energy
+    timbre  ref_s[:128]  fitted: decode() on a W-frame crop with the recording's durations, F0 and energy
                          (teacher-forced), L1 on log-mel vs the recording           (losses.cropped_mel_loss)
-    prosody ref_s[128:]  encode() + duration head vs the target durations (spoken tokens only:
-                         items.prosody_mask), F0Ntrain on the target durations vs the voiced F0 and the energy
+    prosody ref_s[128:]  not fitted: the start pack's, bit for bit
 
-One epoch visits every training clip once (B = 1: F0Ntrain and the decoder use InstanceNorm). Before the
-first epoch and after each, the same losses on the held-out clips (fixed crops and decoder noise); training
-stops after `patience` epochs without improvement and returns the best pack (the stock one if nothing helped).
+Why the prosody half is left alone: it is read only by the prosody predictor, whose DurationEncoder is the very
+thing notebook 06 compares (Kokoro's LSTM against the Mamba and CfC students). Fitting it through one of them
+(the LSTM, the only one at hand before training) would adapt the voice to that system and tilt the comparison
+toward it. The decoder, which reads the timbre half, is frozen and shared by every system, so a voice fitted
+through it favours none: every system's durations and F0 with the fitted voice are exactly those with the stock
+pack (tests/train/test_fit_voice.py checks the prosody half is unchanged).
+
+One epoch visits every training clip once (B = 1: the decoder uses InstanceNorm). Before the first epoch and after
+each, the same loss on the **dev** clips (fixed crops and decoder noise); training stops after `patience` epochs
+without improvement and returns the best pack (the stock one if nothing helped). Test clips are never read.
 
     pack = fit_voice(kokoro, dataset, FitVoiceConfig(epochs=20))     # dataset: prepare_dataset's result
-    pack, path = fitted_voice(kokoro, dataset, S)   # the same, cached under runs/<mode>/voices/ (notebooks 04-06)
+    pack, path = fitted_voice(kokoro, dataset, S)   # the same, cached under runs/<mode>/voices/ (notebooks 04-06),
+                                                    # with a JSON beside it: the fit and early-stop ids, split hash
     python -m helpers.train.fit_voice --data data/librivox --out runs/voices/reader.safetensors
 
 Whether the fitted pack beats the stock packs on held-out clips (MCD, F0 RMSE, leave one clip out) is measured
@@ -26,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,23 +41,21 @@ import numpy as np
 import torch
 from torch import nn
 
-from helpers.kokoro.forward import duration_logits, encode, f0_energy, style_for, upstream_features
+from helpers.kokoro.forward import style_for
 from helpers.train import losses as L
-from helpers.train.items import TrainItem, as_train_items, collate, prosody_mask
+from helpers.train.items import TrainItem, as_train_items, collate
+
+TIMBRE = 128  # ref_s[:TIMBRE] is fitted (the decoder's half); ref_s[TIMBRE:] (prosody) stays the start pack's
 
 
 @dataclass
 class FitVoiceConfig:
     epochs: int = 30
     lr: float = 0.01  # Adam on the offset; stock style values are O(0.1-1)
-    patience: int = 3  # epochs without a better held-out loss before stopping
+    patience: int = 3  # epochs without a better dev loss before stopping
     crop_frames: int = 32  # decoder crops of this many 25 ms frames
-    w_mel: float = 5.0  # as TrainConfig.w_mel
-    w_dur: float = 1.0  # L1 + BCE, as in stage 2
-    w_f0: float = 1.0
-    w_energy: float = 1.0
     seed: int = 0
-    max_clips: int = 200  # fit on at most this many training clips and a quarter as many held-out ones: an epoch
+    max_clips: int = 200  # fit on at most this many training clips and a quarter as many dev ones: an epoch
     #                       over LJSpeech's ~1,350 training clips would take hours on a CPU
 
     @classmethod
@@ -71,10 +77,11 @@ def reference_voice_of(dataset) -> str:
 
 
 def _splits(dataset) -> tuple[list, list]:
+    """(train, dev): a prepared dataset's train and dev splits, or a (train, dev) pair; its test split is never read."""
     if hasattr(dataset, "train"):
-        return list(dataset.train), list(getattr(dataset, "val", []))
-    train, val = dataset
-    return list(train), list(val)
+        return list(dataset.train), list(dataset.dev)
+    train, dev = dataset
+    return list(train), list(dev)
 
 
 def _prepared(objs, what: str) -> list[TrainItem]:
@@ -86,13 +93,10 @@ def _prepared(objs, what: str) -> list[TrainItem]:
 
 
 class _Clip:
-    """One clip on the device: ids, frozen upstream features, targets."""
+    """One clip on the device: ids and the recording's targets."""
 
-    def __init__(self, model: nn.Module, it: TrainItem, device):
-        batch = collate([it]).to(device)
-        self.ids, self.lengths, self.pad = batch.ids, batch.lengths, batch.pad  # (1, T)
-        self.spoken = prosody_mask(batch)  # (1, T)
-        self.d_en = upstream_features(model, batch.ids, batch.pad)  # (1, 512, T)
+    def __init__(self, it: TrainItem, device):
+        self.ids = collate([it]).ids.to(device)  # (1, T)
         self.n_phonemes = it.style_row
         self.dur = torch.as_tensor(it.durations, device=device)  # (T,)
         self.f0 = torch.as_tensor(it.f0, device=device)  # (2F,) Hz, 0 = unvoiced
@@ -100,22 +104,16 @@ class _Clip:
         self.mel = it.mel  # (80, 2F)
 
 
-def clip_losses(model: nn.Module, clip: _Clip, pack: torch.Tensor, crop_frames: int) -> dict[str, torch.Tensor]:
-    """The four losses of one clip for a pack [510, 1, 256] (see the module docstring)."""
+def with_timbre(base: torch.Tensor, offset: torch.Tensor) -> torch.Tensor:
+    """base [510, 1, 256] with `offset` (TIMBRE,) added to the timbre half of every row; the prosody half as is."""
+    return base + torch.cat([offset, offset.new_zeros(base.shape[-1] - TIMBRE)])  # [510, 1, 256]
+
+
+def clip_loss(model: nn.Module, clip: _Clip, pack: torch.Tensor, crop_frames: int) -> torch.Tensor:
+    """The log-mel L1 of one clip's decoder crop for a pack [510, 1, 256] (module docstring); the decoder reads
+    only the timbre half ref_s[:, :128]."""
     ref_s = style_for(pack, clip.n_phonemes)  # (1, 256)
-    s = ref_s[:, 128:]  # (1, 128) prosody
-    d = encode(model, clip.d_en, s, clip.lengths, clip.pad)  # (1, T, 640)
-    logits = duration_logits(model, d, clip.lengths)  # (1, T, 50)
-    l1, bce = L.duration_loss(logits, L.duration_targets(clip.dur[None]), clip.spoken)
-    f0, n = f0_energy(model, d[0], clip.dur, s)  # (2F,) each
-    mel = L.cropped_mel_loss(model, clip.mel, clip.ids[0], ref_s, clip.f0, clip.energy, clip.dur, crop_frames)
-    return {"dur": l1 + bce, "f0": L.f0_loss(f0, clip.f0, clip.f0 > 0), "energy": L.energy_loss(n, clip.energy),
-            "mel": mel}  # fmt: skip
-
-
-def _total(terms: dict[str, torch.Tensor], cfg: FitVoiceConfig) -> torch.Tensor:
-    w = {"dur": cfg.w_dur, "f0": cfg.w_f0, "energy": cfg.w_energy, "mel": cfg.w_mel}
-    return sum(w[k] * v for k, v in terms.items())
+    return L.cropped_mel_loss(model, clip.mel, clip.ids[0], ref_s, clip.f0, clip.energy, clip.dur, crop_frames)
 
 
 @contextlib.contextmanager
@@ -126,41 +124,37 @@ def _seeded(seed: int, device):
         yield
 
 
-def _held_out(model, clips: list[_Clip], pack: torch.Tensor, cfg: FitVoiceConfig) -> dict[str, float]:
-    """Mean held-out losses; crops and decoder noise from a fixed seed (the global RNG is left as it was)."""
-    rows = []
+def _dev_loss(model, clips: list[_Clip], pack: torch.Tensor, cfg: FitVoiceConfig) -> dict[str, float]:
+    """Mean loss on the dev clips; crops and decoder noise from a fixed seed (the global RNG is left as it was)."""
     with torch.no_grad(), _seeded(cfg.seed, clips[0].ids.device):
-        for c in clips:
-            terms = clip_losses(model, c, pack, cfg.crop_frames)
-            rows.append({"loss": float(_total(terms, cfg)), **{k: float(v) for k, v in terms.items()}})
-    return {f"val_{k}": float(np.mean([r[k] for r in rows])) for k in rows[0]}
+        return {"dev_loss": float(np.mean([float(clip_loss(model, c, pack, cfg.crop_frames)) for c in clips]))}
 
 
-def _descend(model, train: list[_Clip], val: list[_Clip], base: torch.Tensor, cfg: FitVoiceConfig, progress: bool):
-    """Adam on the offset, epoch by epoch, with early stopping: (best offset (256,), one row per epoch)."""
+def _descend(model, train: list[_Clip], dev: list[_Clip], base: torch.Tensor, cfg: FitVoiceConfig, progress: bool):
+    """Adam on the timbre offset, epoch by epoch, early stopping on dev: (best offset (128,), one row per epoch)."""
     from tqdm.auto import tqdm
 
-    offset = torch.zeros(256, device=base.device, requires_grad=True)
+    offset = torch.zeros(TIMBRE, device=base.device, requires_grad=True)
     opt = torch.optim.Adam([offset], lr=cfg.lr)
-    best = {"epoch": 0, **_held_out(model, val, base, cfg)}  # the stock pack: what fitting must beat
+    best = {"epoch": 0, **_dev_loss(model, dev, base, cfg)}  # the stock pack: what fitting must beat
     best_offset, since_best, rows = offset.detach().clone(), 0, [best]
     order = np.random.default_rng(cfg.seed)
     bar = tqdm(range(1, cfg.epochs + 1), desc="fit_voice", disable=not progress)
     for epoch in bar:
         losses = []
         for i in order.permutation(len(train)):
-            loss = _total(clip_losses(model, train[i], base + offset, cfg.crop_frames), cfg)
+            loss = clip_loss(model, train[i], with_timbre(base, offset), cfg.crop_frames)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             losses.append(float(loss.detach()))
-        row = {"epoch": epoch, "train_loss": float(np.mean(losses)), **_held_out(model, val, base + offset, cfg)}
+        row = {"epoch": epoch, "train_loss": float(np.mean(losses)), **_dev_loss(model, dev, with_timbre(base, offset), cfg)}
         rows.append(row)
-        if row["val_loss"] < best["val_loss"]:
+        if row["dev_loss"] < best["dev_loss"]:
             best, best_offset, since_best = row, offset.detach().clone(), 0
         else:
             since_best += 1
-        bar.set_postfix(val=f"{row['val_loss']:.3f}", best=f"{best['val_loss']:.3f}")
+        bar.set_postfix(dev=f"{row['dev_loss']:.3f}", best=f"{best['dev_loss']:.3f}")
         if since_best >= cfg.patience:
             break
     bar.close()
@@ -177,44 +171,40 @@ def fit_voice(
 ) -> torch.Tensor:
     """A voice pack [510, 1, 256] float32 fitted to the speaker of `dataset` (see the module docstring).
 
-    `dataset`: prepare_dataset's result (train/val ItemTargets) or a (train, val) pair of items with targets.
-    `start`: the stock pack's name or a pack; default the dataset's reference voice. `history`, when given,
-    receives one row per epoch (epoch 0: the start pack). The model is left as it was, and so is torch's
-    RNG (crops and decoder noise are drawn from cfg.seed).
+    `dataset`: prepare_dataset's result (fitted on its train split, stopped early on its dev split; its test
+    split is never read) or a (train, dev) pair of items with targets. `start`: the stock pack's name or a pack;
+    default the dataset's reference voice. `history`, when given, receives one row per epoch (epoch 0: the start
+    pack). The model is left as it was, and so is torch's RNG (crops and decoder noise are drawn from cfg.seed).
+    The result's prosody half ([..., 128:]) is the start pack's, unchanged.
     """
     cfg = cfg or FitVoiceConfig()
     model = getattr(kokoro, "model", kokoro)
     device = next(model.parameters()).device
-    train_objs, val_objs = _splits(dataset)
-    if not train_objs or not val_objs:
+    train_objs, dev_objs = _splits(dataset)
+    if not train_objs or not dev_objs:
         raise ValueError(
-            f"fit_voice needs training and held-out clips of the speaker (got {len(train_objs)} and "
-            f"{len(val_objs)}): early stopping reads the held-out ones"
+            f"fit_voice needs training and dev (held-out) clips of the speaker (got {len(train_objs)} and "
+            f"{len(dev_objs)}): early stopping reads the dev ones"
         )
-    train_objs, val_objs = train_objs[: cfg.max_clips], val_objs[: max(1, cfg.max_clips // 4)]
-    train_items, val_items = _prepared(train_objs, "training"), _prepared(val_objs, "held-out")
+    train_objs, dev_objs = train_objs[: cfg.max_clips], dev_objs[: max(1, cfg.max_clips // 4)]
+    train_items, dev_items = _prepared(train_objs, "training"), _prepared(dev_objs, "dev")
     start = reference_voice_of(dataset) if start is None else start
     base = (kokoro.voice(start) if isinstance(start, str) else start).detach().float().to(device)  # [510,1,256]
     flags = {n: p.requires_grad for n, p in model.named_parameters()}
     was_training = model.training
-    model.requires_grad_(False).eval()
-    if device.type == "cuda":  # cuDNN's RNN backward refuses eval mode; single-layer LSTMs have no dropout
-        for m in model.modules():
-            if isinstance(m, nn.LSTM):
-                m.train()
+    model.requires_grad_(False).eval()  # only the decoder runs: no LSTM, so eval mode backpropagates on cuDNN too
     try:
         with _seeded(cfg.seed, device):
-            with torch.no_grad():
-                train = [_Clip(model, it, device) for it in train_items]
-                val = [_Clip(model, it, device) for it in val_items]
-            best_offset, rows = _descend(model, train, val, base, cfg, progress)
+            train = [_Clip(it, device) for it in train_items]
+            dev = [_Clip(it, device) for it in dev_items]
+            best_offset, rows = _descend(model, train, dev, base, cfg, progress)
     finally:
         for n, p in model.named_parameters():
             p.requires_grad_(flags[n])
         model.train(was_training)
     if history is not None:
         history.extend(rows)
-    return (base + best_offset).detach().cpu().contiguous()  # [510, 1, 256]
+    return with_timbre(base, best_offset).detach().cpu().contiguous()  # [510, 1, 256]
 
 
 def save_pack(pack: torch.Tensor, path: str | Path, metadata: dict[str, str] | None = None) -> Path:
@@ -229,38 +219,69 @@ def save_pack(pack: torch.Tensor, path: str | Path, metadata: dict[str, str] | N
     return path
 
 
+DESIGN = ("timbre half (style[:128]) fitted through the frozen decoder; prosody half (style[128:]) = the start "
+          "pack's, unchanged, so no prosody system is favoured")
+
+
+def fit_record(dataset, start: str, cfg: FitVoiceConfig, history: list[dict], weights: str) -> dict:
+    """What a fitted voice saw and how it ended: written as JSON beside the pack (`fitted_voice`, the command)."""
+    import dataclasses
+
+    train, dev = _splits(dataset)
+    best = min(history, key=lambda r: r["dev_loss"])
+    return {
+        "start": start,
+        "design": DESIGN,
+        "weights": weights,
+        "split_file": str(getattr(dataset, "split_file", "") or ""),
+        "split_hash": getattr(dataset, "split_hash", ""),
+        "fit_ids": sorted(it.id for it in train[: cfg.max_clips]),
+        "early_stop_ids": sorted(it.id for it in dev[: max(1, cfg.max_clips // 4)]),
+        "early_stop_split": "dev",
+        "config": dataclasses.asdict(cfg),
+        "best_epoch": int(best["epoch"]),
+        "dev_loss_start": history[0]["dev_loss"],
+        "dev_loss_best": best["dev_loss"],
+        "history": history,
+    }
+
+
 def fitted_voice(
     kokoro, dataset, settings, cfg: FitVoiceConfig | None = None, progress: bool = True
 ) -> tuple[torch.Tensor, Path]:
     """`fit_voice` once per (prepared data, weights, config): (pack, path of its cached .safetensors).
 
     The file lives at `settings.runs_dir / "voices" / <dataset name>-<key>.safetensors`, the key a hash of the
-    dataset's settings hash, its train/val item ids, the weights source, the start pack and `cfg`; so notebooks
-    04, 05 and 06 share one fitted voice, and a change to any of these fits again (old files stay). `cfg`
-    defaults to `FitVoiceConfig.for_mode(settings.mode)`.
+    dataset's settings hash, its split hash, its train and dev ids, the weights source, the start pack and `cfg`;
+    so notebooks 04, 05 and 06 share one fitted voice, and a change to any of these fits again (old files stay).
+    Beside it, `<same name>.json` (`fit_record`): the ids fitted on and stopped on, the split hash, the history.
+    `cfg` defaults to `FitVoiceConfig.for_mode(settings.mode)`.
     """
     import dataclasses
     import hashlib
-    import json
 
     from helpers.kokoro.voices import read_pack_file
 
     cfg = cfg or FitVoiceConfig.for_mode(settings.mode)
-    train, val = _splits(dataset)
+    train, dev = _splits(dataset)
     manifest = getattr(dataset, "manifest", None) or {}
     start = reference_voice_of(dataset)
-    key = json.dumps({"data": manifest.get("settings_hash"), "train": sorted(it.id for it in train),
-                      "val": sorted(it.id for it in val), "weights": getattr(kokoro, "source", ""), "start": start,
+    key = json.dumps({"data": manifest.get("settings_hash"), "split": getattr(dataset, "split_hash", ""),
+                      "train": sorted(it.id for it in train), "dev": sorted(it.id for it in dev),
+                      "weights": getattr(kokoro, "source", ""), "start": start, "design": DESIGN,
                       "cfg": dataclasses.asdict(cfg)}, sort_keys=True)  # fmt: skip
     name = manifest.get("name") or "dataset"
     path = Path(settings.runs_dir) / "voices" / f"{name}-{hashlib.sha256(key.encode()).hexdigest()[:10]}.safetensors"
-    if path.is_file():
+    if path.is_file() and path.with_suffix(".json").is_file():
         return read_pack_file(path), path
     history: list[dict] = []
     pack = fit_voice(kokoro, dataset, cfg, start=start, history=history, progress=progress)
-    best = min(history, key=lambda r: r["val_loss"])
-    meta = {"start": start, "data": name, "weights": str(getattr(kokoro, "source", "")), "best_epoch": str(best["epoch"]),
-            "val_loss_start": f"{history[0]['val_loss']:.4f}", "val_loss_best": f"{best['val_loss']:.4f}"}  # fmt: skip
+    record = fit_record(dataset, start, cfg, history, str(getattr(kokoro, "source", "")))
+    meta = {"start": start, "data": name, "weights": record["weights"], "best_epoch": str(record["best_epoch"]),
+            "dev_loss_start": f"{record['dev_loss_start']:.4f}", "dev_loss_best": f"{record['dev_loss_best']:.4f}",
+            "split_hash": record["split_hash"]}  # fmt: skip
+    path.with_suffix(".json").parent.mkdir(parents=True, exist_ok=True)
+    path.with_suffix(".json").write_text(json.dumps(record, indent=1))
     tmp = save_pack(pack, path.with_name(path.stem + ".part.safetensors"), meta)
     tmp.replace(path)  # atomic: an interrupted fit leaves no half-written voice behind
     return pack, path
@@ -301,11 +322,14 @@ def main(argv: list[str] | None = None) -> Path:
     history: list[dict] = []
     start = args.start or reference_voice_of(data)
     pack = fit_voice(kokoro, data, cfg, start=start, history=history)
+    record = fit_record(data, start, cfg, history, kokoro.source)
     meta = {"start": start, "data": str(args.data), "weights": kokoro.source, "epochs": str(len(history) - 1),
-            "val_loss_start": f"{history[0]['val_loss']:.4f}",
-            "val_loss_best": f"{min(r['val_loss'] for r in history):.4f}"}  # fmt: skip
+            "dev_loss_start": f"{record['dev_loss_start']:.4f}", "dev_loss_best": f"{record['dev_loss_best']:.4f}",
+            "split_hash": record["split_hash"]}  # fmt: skip
     out = save_pack(pack, args.out, meta)
-    print(f"wrote {out} (from {start}; held-out loss {meta['val_loss_start']} -> {meta['val_loss_best']})")
+    out.with_suffix(".json").write_text(json.dumps(record, indent=1))
+    print(f"wrote {out} and {out.with_suffix('.json').name} (from {start}; dev loss {meta['dev_loss_start']} -> "
+          f"{meta['dev_loss_best']})")  # fmt: skip
     return out
 
 

@@ -26,7 +26,9 @@ What it does, and why (the measurements are in results/distill-cpu/README.md):
   cosine decay to 0.1 x; the number of steps is planned from the measured speed and re-planned as it changes
   (`Milestones.replan`), so that training fits `minutes` of wall time, and a hard stop enforces it;
 * held-out evaluation (helpers.compare.distillation) at the `milestones` (minutes of training time; the
-  evaluation itself is not counted), each with an adapter snapshot.
+  evaluation itself is not counted), each with an adapter snapshot, on the **dev half** of the held-out
+  sentences (`data/text/heldout_dev.txt`): it chooses the milestone shipped, so it never reports a figure; the
+  test half (`heldout_test.txt`) is for the figures reported afterwards (results/*/README.md).
 
 It writes `<out>/adapter.safetensors` (fp16) + `adapter.json`: the milestone snapshot with the smallest held-out
 token-boundary drift (all snapshots stay in `<out>/milestones/`), `<out>/results.json` (the exact command, code
@@ -185,7 +187,7 @@ def run(
     chain_fraction: float = 0.5,
 ) -> dict:
     """Train with the recipe for `minutes` of wall time; returns the provenance record (also results.json)."""
-    from helpers.data.text_corpus import prepare_text_corpus
+    from helpers.data.text_corpus import heldout_file, prepare_text_corpus
     from helpers.kokoro.loading import load_kokoro
 
     out = Path(out)
@@ -194,7 +196,7 @@ def run(
     S.seed_everything(seed)
     kokoro = load_kokoro(weights, device="cpu")
     corpus_path = Path(corpus) if corpus else S.data_dir / "text" / "sentences.txt"
-    heldout_path = Path(heldout) if heldout else S.data_dir / "text" / "heldout.txt"
+    heldout_path = Path(heldout) if heldout else heldout_file("dev", S.data_dir)  # choices read dev only
     text = prepare_text_corpus(kokoro, corpus_path, S, progress=False)
     train_items = as_train_items(text.train)
     sentences = [ln.strip() for ln in heldout_path.read_text(encoding="utf-8").splitlines() if ln.strip()]

@@ -8,7 +8,8 @@ gives it `fit_voice` as the fitter and adds the command:
     result["per_fold"], result["summary"]      # pandas tables (see compare.voice_fit.summarize)
 
 Any small folder of (wav, txt) pairs, or an LJSpeech-style folder, works (helpers.data.readers.read_dataset);
-it is prepared first (cached), and every usable clip (train and val of the preparation) joins the folds.
+it is prepared first (cached), and every usable clip (train, dev and test of the preparation) joins the folds: each
+fold has its own test clip, its own early-stopping (dev) clip and the rest to fit on (compare.voice_fit.loo_folds).
 """
 
 from __future__ import annotations
@@ -36,14 +37,14 @@ from helpers.train.fit_voice import (
 
 
 def voice_fitter(kokoro, cfg: FitVoiceConfig, start: str):
-    """fit(train, val) -> (pack, info) for compare.voice_fit: fit_voice from `start`, with its history summed up."""
+    """fit(train, dev) -> (pack, info) for compare.voice_fit: fit_voice from `start`, with its history summed up."""
 
-    def fit(train: list, val: list):
+    def fit(train: list, dev: list):
         history: list[dict] = []
-        pack = fit_voice(kokoro, (train, val), cfg, start=start, history=history, progress=False)
-        best = min(history, key=lambda r: r["val_loss"])
+        pack = fit_voice(kokoro, (train, dev), cfg, start=start, history=history, progress=False)
+        best = min(history, key=lambda r: r["dev_loss"])
         info = {"epochs_run": len(history) - 1, "best_epoch": int(best["epoch"]),
-                "val_loss_start": history[0]["val_loss"], "val_loss_best": best["val_loss"]}  # fmt: skip
+                "dev_loss_start": history[0]["dev_loss"], "dev_loss_best": best["dev_loss"]}  # fmt: skip
         return pack, info
 
     return fit
@@ -62,7 +63,7 @@ def leave_one_out(
     t0 = time.perf_counter()
     cfg = cfg or FitVoiceConfig()
     data = prepare_dataset(kokoro, data_folder, settings, progress=progress, verbose=progress)
-    items = sorted([*data.train, *data.val], key=lambda it: it.id)
+    items = sorted([*data.train, *data.dev, *data.test], key=lambda it: it.id)
     loo_folds([it.id for it in items])  # fewer than 3 usable clips: a clear error before any fitting
     reference = reference_voice_of(data)
     scores, folds = leave_one_out_table(kokoro, items, voice_fitter(kokoro, cfg, reference), reference, voices,

@@ -39,10 +39,10 @@ def test_a_pack_scores_zero_on_its_own_speech_and_another_pack_does_not(kokoro_o
 def test_every_clip_is_tested_once_and_never_fitted_or_stopped_on():
     ids = [f"clip{i}" for i in (3, 0, 4, 1, 2)]
     folds = VF.loo_folds(ids)
-    assert sorted(f.test for f in folds) == sorted(ids) and len({f.val for f in folds}) == len(ids)
+    assert sorted(f.test for f in folds) == sorted(ids) and len({f.dev for f in folds}) == len(ids)
     for f in folds:
-        assert f.test not in f.train and f.test != f.val and f.val not in f.train
-        assert sorted([f.test, f.val, *f.train]) == sorted(ids)
+        assert f.test not in f.train and f.test != f.dev and f.dev not in f.train
+        assert sorted([f.test, f.dev, *f.train]) == sorted(ids)
     with pytest.raises(ValueError, match="at least 3 usable clips"):
         VF.loo_folds(["a", "b"])
 
@@ -68,14 +68,14 @@ def test_leave_one_out_scores_each_fold_on_its_held_out_clip_only(monkeypatch):
     from helpers.train import voice_loo
 
     items = [SimpleNamespace(id=f"clip{i}") for i in range(5)]
-    data = SimpleNamespace(train=items[:4], val=items[4:], manifest={"reference_voice": {"voice": "am_puck"}})
+    data = SimpleNamespace(train=items[:3], dev=items[3:4], test=items[4:], manifest={"reference_voice": {"voice": "am_puck"}})
     monkeypatch.setattr("helpers.data.prepare.prepare_dataset", lambda *a, **k: data)
     fitted_on, scored = [], []
 
     def fake_fit_voice(kokoro, dataset, cfg, start, history, progress):
-        train, val = dataset
-        fitted_on.append(({it.id for it in train}, {it.id for it in val}))
-        history.extend([{"epoch": 0, "val_loss": 2.0}, {"epoch": 1, "val_loss": 1.0}])
+        train, dev = dataset
+        fitted_on.append(({it.id for it in train}, {it.id for it in dev}))
+        history.extend([{"epoch": 0, "dev_loss": 2.0}, {"epoch": 1, "dev_loss": 1.0}])
         return f"fitted{len(fitted_on) - 1}"  # this fold's pack
 
     monkeypatch.setattr(voice_loo, "fit_voice", fake_fit_voice)
@@ -83,9 +83,9 @@ def test_leave_one_out_scores_each_fold_on_its_held_out_clip_only(monkeypatch):
     out = voice_loo.leave_one_out(_FakeKokoro(), "somewhere", None, voices=("am_michael",), progress=False)
 
     assert len(fitted_on) == 5 and out["reference"] == "am_puck"
-    for k, (train, val) in enumerate(fitted_on):
+    for k, (train, dev) in enumerate(fitted_on):
         [tested] = {i for i, pack in scored if pack == f"fitted{k}"}
-        assert tested not in train | val and len(train) == 3 and len(val) == 1
+        assert tested not in train | dev and len(train) == 3 and len(dev) == 1
     assert sorted(i for i, pack in scored if pack == "pack:am_puck") == [it.id for it in items]  # once per clip
     assert out["best_stock"] == "am_michael"  # lowest mean MCD of the stock packs, not the nearest
     table = out["per_fold"]
@@ -102,7 +102,7 @@ def test_leave_one_out_refuses_fewer_than_three_clips_before_fitting(monkeypatch
     from helpers.train import voice_loo
 
     items = [SimpleNamespace(id="a"), SimpleNamespace(id="b")]
-    data = SimpleNamespace(train=items[:1], val=items[1:], manifest={"reference_voice": {"voice": "am_puck"}})
+    data = SimpleNamespace(train=items[:1], dev=items[1:], test=[], manifest={"reference_voice": {"voice": "am_puck"}})
     monkeypatch.setattr("helpers.data.prepare.prepare_dataset", lambda *a, **k: data)
     monkeypatch.setattr(voice_loo, "fit_voice", lambda *a, **k: pytest.fail("fitted with too few clips"))
     with pytest.raises(ValueError, match="at least 3 usable clips"):
@@ -115,5 +115,5 @@ def test_a_fitted_packs_metadata_reads_back(tmp_path):
     from helpers.kokoro.voices import pack_metadata
     from helpers.train.fit_voice import save_pack
 
-    path = save_pack(torch.zeros(510, 1, 256), tmp_path / "v.safetensors", {"start": "am_puck", "val_loss_best": "1.5"})
-    assert pack_metadata(path) == {"start": "am_puck", "val_loss_best": "1.5"}
+    path = save_pack(torch.zeros(510, 1, 256), tmp_path / "v.safetensors", {"start": "am_puck", "dev_loss_best": "1.5"})
+    assert pack_metadata(path) == {"start": "am_puck", "dev_loss_best": "1.5"}

@@ -1,8 +1,10 @@
-"""fit_voice on tiny data: a pack of the right shape, fitted by one offset, never worse on held-out clips than
-the pack it started from, the model and torch's RNG left as they were; the command's file reads back."""
+"""fit_voice on tiny data: a pack of the right shape, fitted by one timbre offset (the prosody half is the start
+pack's, so no prosody system is favoured), never worse on dev clips than the pack it started from, stopped early on
+dev only (test never read), the model and torch's RNG left as they were; the cached voice records what it saw."""
 
 from __future__ import annotations
 
+import json
 import time
 
 import numpy as np
@@ -50,8 +52,10 @@ def test_fit_voice_returns_a_pack_no_worse_than_its_start(kokoro_small_random, t
     assert pack.shape == (510, 1, 256) and pack.dtype == torch.float32 and torch.isfinite(pack).all()
     offset = (pack - stock).reshape(510, 256)
     assert torch.allclose(offset, offset[:1].expand_as(offset), atol=1e-6)  # one offset, every row
+    assert torch.equal(pack[..., 128:], stock[..., 128:])  # the prosody half: the stock pack's, bit for bit
+    assert offset[:, :128].abs().sum() > 0  # the timbre half moved
     assert [r["epoch"] for r in history][0] == 0 and len(history) <= 4
-    assert min(r["val_loss"] for r in history) < history[0]["val_loss"] and offset.abs().sum() > 0
+    assert min(r["dev_loss"] for r in history) < history[0]["dev_loss"]
     assert torch.equal(torch.get_rng_state(), rng_before)
     for n, p in model.named_parameters():
         assert torch.equal(p, before[n][0]) and p.requires_grad == before[n][1], n
@@ -66,7 +70,7 @@ def test_fit_voice_returns_a_pack_no_worse_than_its_start(kokoro_small_random, t
 
 def test_fit_voice_refuses_what_it_cannot_fit(kokoro_small_random):
     items = _items()
-    with pytest.raises(ValueError, match="held-out"):
+    with pytest.raises(ValueError, match="dev"):
         fit_voice(kokoro_small_random, (items, []), start="af_heart", progress=False)
     bare = TrainItem("x", items[0].token_ids, items[0].style)
     with pytest.raises(ValueError, match="without targets"):
@@ -77,7 +81,7 @@ def test_fit_voice_refuses_what_it_cannot_fit(kokoro_small_random):
 
 def test_the_start_is_the_datasets_reference_voice():
     class Prepared:
-        train, val = [], []
+        train, dev, test = [], [], []
         manifest = {"reference_voice": {"voice": "am_michael", "reason": "nearest"}}
 
     assert reference_voice_of(Prepared()) == "am_michael"
@@ -90,18 +94,21 @@ def test_fitted_voice_is_fitted_once_and_cached(kokoro_small_random, tmp_path, m
     from helpers.train import fit_voice as FV
 
     items = _items()
-    data = SimpleNamespace(train=items[:2], val=items[2:],
+    data = SimpleNamespace(train=items[:2], dev=items[2:], split_hash="h1",
                            manifest={"name": "tiny", "settings_hash": "abc", "reference_voice": {"voice": "af_heart"}})  # fmt: skip
     S = Settings(mode="ci", runs_dir=tmp_path / "runs")
     cfg = FitVoiceConfig(epochs=1, lr=0.05, patience=1, crop_frames=4)
     pack, path = FV.fitted_voice(kokoro_small_random, data, S, cfg, progress=False)
     assert path.parent == tmp_path / "runs" / "voices" and path.name.startswith("tiny-")
     assert torch.equal(read_pack_file(path), pack) and not list(path.parent.glob("*.part*"))
+    record = json.loads(path.with_suffix(".json").read_text())  # what the voice saw
+    assert record["fit_ids"] == ["c0", "c1"] and record["early_stop_ids"] == ["c2"] and record["split_hash"] == "h1"
+    assert record["early_stop_split"] == "dev" and "prosody half" in record["design"]
     calls = []
 
     def counted(*args, history, **kw):  # stands in for a second real fit
         calls.append(1)
-        history.append({"epoch": 0, "val_loss": 1.0})
+        history.append({"epoch": 0, "dev_loss": 1.0})
         return pack
 
     monkeypatch.setattr(FV, "fit_voice", counted)
@@ -121,3 +128,36 @@ def test_the_commands_expose_the_fitting_config():
     assert FV.config_from_args(p.parse_args([])) == FitVoiceConfig()
     cfg = FV.config_from_args(p.parse_args(["--epochs", "4", "--lr", "0.02", "--crop-frames", "8"]))
     assert (cfg.epochs, cfg.lr, cfg.crop_frames, cfg.patience) == (4, 0.02, 8, FitVoiceConfig().patience)
+
+
+class _NoTestSplit:
+    """A prepared dataset whose test split must never be read: reading it fails the test."""
+
+    def __init__(self, train, dev):
+        self.train, self.dev, self.split_hash, self.split_file = train, dev, "h", None
+        self.manifest = {"name": "guarded", "settings_hash": "abc", "reference_voice": {"voice": "af_heart"}}
+
+    @property
+    def test(self):
+        raise AssertionError("fit_voice read the test split")
+
+
+def test_early_stopping_reads_dev_only(kokoro_small_random, tmp_path):
+    """Test clips are never read, and the dev clips alone decide: other dev clips, another stopping point."""
+    from helpers.settings import Settings
+    from helpers.train import fit_voice as FV
+
+    items = _items()
+    cfg = FitVoiceConfig(epochs=3, lr=0.05, patience=1, crop_frames=4)
+    guarded = _NoTestSplit(items[:2], items[2:])
+    history: list[dict] = []
+    pack = fit_voice(kokoro_small_random, guarded, cfg, history=history, progress=False)
+    pair = fit_voice(kokoro_small_random, (items[:2], items[2:]), cfg, start="af_heart", progress=False)
+    assert torch.equal(pack, pair)  # the same as fitting on (train, dev): nothing else was read
+    _, path = FV.fitted_voice(kokoro_small_random, guarded, Settings(mode="ci", runs_dir=tmp_path), cfg, progress=False)
+    assert json.loads(path.with_suffix(".json").read_text())["early_stop_ids"] == ["c2"]
+    other_dev = _items(seed=5)[2:]  # other dev targets for the same text: the dev losses alone change
+    other: list[dict] = []
+    fit_voice(kokoro_small_random, (items[:2], other_dev), cfg, start="af_heart", history=other, progress=False)
+    assert [r["train_loss"] for r in other[1:2]] == [r["train_loss"] for r in history[1:2]]  # same first epoch
+    assert [r["dev_loss"] for r in other] != [r["dev_loss"] for r in history]  # scored on dev, not on train
