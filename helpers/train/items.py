@@ -74,7 +74,8 @@ def as_train_items(objs) -> list[TrainItem]:
 def items_for_stage(
     kokoro, stage: str, settings, corpus: str | Path, data: str | Path
 ) -> tuple[list[TrainItem], list[TrainItem]]:
-    """(train, validation) items: the text corpus for 'distill', a prepared recording dataset for 'finetune'."""
+    """(train, dev) items: the text corpus for 'distill' (its held-out sentences), a prepared recording dataset for
+    'finetune' (its train and dev splits; the test split is left for the verdict)."""
     from helpers.data.prepare import prepare_dataset
     from helpers.data.text_corpus import prepare_text_corpus
 
@@ -82,7 +83,7 @@ def items_for_stage(
         c = prepare_text_corpus(kokoro, corpus, settings, limit=64 if settings.is_ci else None)
         return as_train_items(c.train), as_train_items(c.val)
     d = prepare_dataset(kokoro, data, settings)
-    return as_train_items(d.train), as_train_items(d.val)
+    return as_train_items(d.train), as_train_items(d.dev)
 
 
 @dataclass

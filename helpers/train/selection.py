@@ -1,15 +1,18 @@
 """Held-out scores (`held_out_scores`, behind `Trainer.evaluate`) and which step's weights a run keeps by them.
 
-The Trainer evaluates on held-out items every `eval_every` steps (`Trainer.evaluate`) and offers each result
-here. One score decides, per stage:
+The Trainer evaluates on its held-out items every `eval_every` steps (`Trainer.evaluate`) and offers each result
+here. Those items are a **dev** split, never a test split: in stage 2 the recordings' dev clips
+(helpers.train.stage2 passes `data.dev`; the test clips are notebook 06's verdict and no run reads them), in stage 1
+the text corpus's held-out sentences. The keys keep the prefix `val_` (validation = dev). One score decides:
 
-    finetune   val_boundary_ms    lower is better: token edges vs the held-out recordings (ms)
+    finetune   val_boundary_ms    lower is better: token edges vs the dev recordings (ms)
     distill    val_dur_within_1   higher is better: durations within one frame of the teacher
 
-Stage 2 keeps the held-out-best weights: they are what its adapter holds (`keep_weights=True`), so a run that
-over-fits the training clips late does not hand its worst state to notebook 06. Stage 1 records its best step
+Stage 2 keeps the dev-best weights: they are what its adapter holds (`keep_weights=True`), so a run that
+over-fits the training clips late does not hand its worst state to notebook 06. The kept step's dev scores are
+chosen on those very clips, so they are optimistic; only test scores grade it. Stage 1 records its best step
 but its adapter is the last state (the layer-matching recipe improves to the end; resume checks it exactly).
-The adapter's metadata says which step was kept and its held-out scores (`HeldOutBest.metadata`).
+The adapter's metadata says which step was kept, by what rule, and its dev scores (`HeldOutBest.metadata`).
 """
 
 from __future__ import annotations
@@ -69,7 +72,7 @@ class HeldOutBest:
         """What an adapter records about the selection: the rule, the step kept and its held-out scores."""
         kept = self.step if self.weights is not None else last_step
         return {
-            "selected_by": f"held-out {self.metric} ({'lowest' if self.direction == 'min' else 'highest'})",
+            "selected_by": f"dev {self.metric} ({'lowest' if self.direction == 'min' else 'highest'})",
             "kept_step": kept,
             "best_step": self.step,
             "best_scores": self.scores,

@@ -1,5 +1,5 @@
-"""The same-recipe LSTM control (the Trainer on an un-operated model), held-out checkpoint selection, and
-`helpers.train.stage2.finetune` for both students."""
+"""The same-recipe LSTM control (the Trainer on an un-operated model), dev-split checkpoint selection, and
+`helpers.train.stage2.finetune` for both students: matched dropout, recorded parameters, start and split."""
 
 from __future__ import annotations
 
@@ -129,7 +129,17 @@ def test_finetune_trains_both_students_by_one_recipe(kokoro_small_random, fresh_
         assert run.trainer.step == 2 and run.kept_step in (1, 2) and run.start_scores.keys() == run.kept_scores.keys()
         for it in run.trainer.items + run.trainer.val_items:  # every item styled with the fitted pack
             assert np.array_equal(it.style, style_for(pack, it.n_phonemes).reshape(-1).numpy())
-    assert runs["lstm"].start_scores != runs["mamba"].start_scores  # different students, same held-out items
+    assert runs["lstm"].start_scores != runs["mamba"].start_scores  # different students, same dev items
+    metas = {s: adapter_info(run.adapter)["metadata"] for s, run in runs.items()}
+    assert metas["mamba"]["init_adapter"] == str(tmp_path / "stage1") and metas["lstm"]["init_adapter"] is None
+    assert metas["mamba"]["dropout"] == metas["lstm"]["dropout"] == 0.0  # matched: the LSTMs never had any
+    assert all(m.p == 0.0 for m in runs["mamba"].trainer.model.predictor.text_encoder.modules()
+               if isinstance(m, torch.nn.Dropout)) and SMALL.dropout > 0  # fmt: skip
+    for s, run in runs.items():
+        trainable = sum(p.numel() for p in run.trainer.model.parameters() if p.requires_grad)
+        assert metas[s]["trainable_params"] == trainable > 0
+        assert metas[s]["train_ids"] == ["u0", "u1", "u2"] and metas[s]["selection_ids"] == ["u3", "u4"]
+    assert metas["mamba"]["trainable_params"] != metas["lstm"]["trainable_params"]
     table = stage2_table(runs["mamba"], runs["lstm"])
     assert list(table.index) == ["LSTM as shipped", "LSTM + stage 2 (control)", "Mamba after stage 1", "Mamba after stage 2"]
     assert table.loc["LSTM + stage 2 (control)", "boundary_ms"] == runs["lstm"].kept_scores["val_boundary_ms"]
@@ -152,3 +162,30 @@ def test_stage2_starts_from_your_trained_stage1_adapter_else_the_shipped_one(fre
     save_adapter(model, tmp_path / "own", {"stage": "distill"})
     path, why = stage1_start(tmp_path / "own")
     assert path == tmp_path / "own" and "your own" in why
+
+
+class _Prepared:
+    """A prepared dataset whose test split must never be read by stage 2 (reading it fails the test)."""
+
+    def __init__(self, train, dev):
+        self.train, self.dev, self.split_hash, self.split_file = train, dev, "abc123", "somewhere/split.json"
+
+    @property
+    def test(self):
+        raise AssertionError("stage 2 read the test split")
+
+
+def test_stage2_trains_on_train_and_chooses_on_dev_only(kokoro_small_random, fresh_small_model, tmp_path):
+    """finetune never reads data.test; the step kept is scored on the dev clips, and the adapter says so."""
+    items = _items()
+    pack = torch.randn(510, 1, 256, generator=torch.Generator().manual_seed(3)) * 0.1
+    cfg = _cfg(tmp_path, steps=2, eval_every=1, sample_every=100)
+    run = finetune(kokoro_small_random, _Prepared(items[:3], items[3:]), pack, cfg, "lstm", None, tmp_path / "g",
+                   fresh_small_model, progress=False, samples=False)  # fmt: skip
+    assert [it.id for it in run.trainer.items] == ["u0", "u1", "u2"]
+    assert [it.id for it in run.trainer.val_items] == ["u3", "u4"]  # the Trainer's held-out items: dev
+    meta = adapter_info(run.adapter)["metadata"]
+    assert (meta["split_hash"], meta["selection_split"], meta["selection_ids"]) == ("abc123", "dev", ["u3", "u4"])
+    assert meta["selected_by"].startswith("dev ")
+    evals = [r["val_boundary_ms"] for r in run.trainer.history if "val_boundary_ms" in r]
+    assert len(evals) == 2 and run.kept_scores["val_boundary_ms"] == min(evals)  # chosen on the dev scores
