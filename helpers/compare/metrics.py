@@ -27,7 +27,7 @@ dnsmos                 DNSMOS P.835 quality predicted from the audio alone:     
 =====================  ==========================================================  ======
 
 "Within 1 frame" flatters (scaling a model's own durations to a clip's length already scores >90% on
-real speech): read it next to the boundary error in ms (FIELD_NOTES section 8).
+real speech): read it next to the boundary error in ms (benchmarks/README.md, "Duration targets by DTW").
 
 Against the teacher (the original LSTM Kokoro) the same functions are used: `duration_agreement` is
 `duration_within` against the teacher's durations, and the F0 RMSE against the teacher is `f0_rmse` on the

@@ -1,4 +1,6 @@
-"""Per-token durations for a recording by pause-aware DTW against Kokoro's own synthesis (FIELD_NOTES 8).
+"""Per-token durations for a recording by pause-aware DTW against Kokoro's own synthesis.
+
+The recipe and its measurements: benchmarks/README.md, "Duration targets by DTW" (benchmarks/bench_alignment.py).
 
     phonemes --Kokoro (voice pack, speed S/N)--> reference audio, token durations known
     reference log-mel vs recording log-mel --DTW (pause-aware)--> path
@@ -23,7 +25,7 @@ from helpers.kokoro.g2p import kokoro_vocab, phonemes_to_ids
 
 @dataclass(frozen=True)
 class DTWSettings:
-    """Every knob of the alignment; defaults are the measured recipe of FIELD_NOTES section 8."""
+    """Every knob of the alignment; defaults are the measured recipe (benchmarks/README.md, "Duration targets by DTW")."""
 
     n_mels: int = 80
     n_fft: int = 1024

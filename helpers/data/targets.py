@@ -1,7 +1,7 @@
 """Training targets for one recording: per-token durations by DTW, a style vector, features on one grid.
 
 Kokoro learns durations per phoneme token, but a (text, wav) dataset only says *what* was said, not *when*.
-We have no external aligner offline, so we use the teacher itself (FIELD_NOTES section 8, measured there):
+We have no external aligner offline, so we use the teacher itself (measured: benchmarks/README.md, "Duration targets by DTW"):
 
     phonemes --Kokoro (voice pack, speed S/N)--> reference audio, token durations known
     reference log-mel  vs  recording log-mel --DTW (pause-aware)--> path (recording frame <-> reference frame)
