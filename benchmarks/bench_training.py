@@ -50,7 +50,7 @@ def run_one(stage: str, whole: bool, steps: int, warmup: int, device: str, batch
         )
     else:
         data = prepare_dataset(kokoro, ROOT / "data/librivox", S, progress=False, verbose=False)
-        items = as_train_items(list(data.train) + list(data.val))
+        items = as_train_items(list(data.train) + list(data.dev))
     cfg = TrainConfig.for_mode(
         "full",
         stage,
