@@ -22,7 +22,6 @@ Signatures:
                         cache_dir=None, progress=True, verbose=True) -> TextCorpus
     PrepareConfig(name=None, voice="auto", features=FeatureSettings(), dtw=DTWSettings(), check=CheckSettings(),
                   split=SplitRule(), keep_suspect=False, store_audio=True, limit=None)
-    assign_splits({id: content key}, SplitRule()) -> {id: "train" | "dev" | "test"}
     split_of(item_id, val_fraction) -> "train" | "val"   (the text corpus's split: helpers.data.text_corpus)
     choose_voice(items, previous=None) -> helpers.data.reference_voice.VoiceChoice (what "auto" picks)
 
@@ -46,17 +45,10 @@ setting, the voice/style or the weights source changes the hash, so every item i
 file is ever deleted (hours of DTW and pYIN): `limit` only selects what a run uses. With no item left
 for training, a warning says why, with counts by reason (`PreparedDataset.why_empty()`).
 
-The split (`assign_splits`, rule `SplitRule`) is made after the suspect clips are set aside, so a flagged clip
-never takes a dev or test place. Each clip's side comes from a seeded hash of its content (id, transcript and the
-wav's bytes: `clip_key`), independent of every other clip: adding or removing clips moves no one, except the
-top-ups that give small sets their minimum dev and test clips. The roles:
-
-    train   what stage 2 and fit_voice learn from
-    dev     every choice: stage-2 checkpoint selection, fit_voice's early stopping, any recipe choice
-    test    the verdict only (notebook 06 and final reports); nothing that trains or chooses reads it
-
-Full mode, 300 clips: about 200 / 40 / 60. The four usable starter clips: 2 / 1 / 1 (one test clip gives no
-verdict; notebook 04 says so). Artefacts made from a split record `split_hash` (and the ids they saw).
+The split (helpers.data.splits) is made after the suspect clips are set aside, by a seeded hash of each clip's
+content: train (learnt from), dev (every choice), test (the verdict only; notebook 06). Full mode, 300 clips:
+about 200 / 40 / 60; the four usable starter clips: 2 / 1 / 1. It is written to split.json; artefacts made from
+it record `split_hash`.
 """
 
 from __future__ import annotations
