@@ -9,7 +9,7 @@ Every comparison takes the contenders as one mapping name -> model, the referenc
     ab           one sentence by every model, same voice, speed and decoder seed, loudness matched; player
     evaluation   held-out recordings (vs targets) and sentences (vs the LSTM teacher), one row per item
     report       summaries, conclusions, result files under runs/compare/
-    stats        bootstrap intervals over utterances, paired differences and their verdict
+    stats        t-intervals over utterances, paired t-tests, Holm's correction, the verdict (none below n = 8)
     systems      four systems (LSTM shipped / stage 2, Mamba stage 1 / 2) on the held-out recordings, one
                  voice: table with n and 95% intervals, paired verdicts, the written conclusion
     latency      DurationEncoder and whole-synthesis timings, models interleaved
@@ -51,7 +51,7 @@ from helpers.compare.evaluation import (
 )
 from helpers.compare.latency import benchmark_ids, measure_latency, parameter_table
 from helpers.compare.report import conclusions, save_results, summarize
-from helpers.compare.stats import bootstrap_ci, compare_paired, paired_ci, paired_table
+from helpers.compare.stats import compare_paired, holm, paired_t, paired_table, t_interval
 from helpers.compare.systems import (
     SYSTEMS,
     Systems,
@@ -81,7 +81,7 @@ __all__ = [
     "benchmark_ids", "measure_latency", "parameter_table", "conclusions", "save_results", "summarize",
     "predict_prosody", "adapter_info", "describe_adapter", "find_adapter", "list_adapters",
     "make_fixture_adapter",
-    "bootstrap_ci", "compare_paired", "paired_ci", "paired_table", "evaluate_recordings",
+    "compare_paired", "holm", "paired_t", "paired_table", "t_interval", "evaluate_recordings",
     "SYSTEMS", "Systems", "default_pairs", "evaluate_systems", "four_systems", "lines_agree",
     "systems_differences", "systems_table", "verdict_lines", "wide_table",
 ]
