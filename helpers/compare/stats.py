@@ -189,8 +189,8 @@ def paired_table(
     alpha: float = ALPHA, min_n: int = MIN_N,
 ) -> pd.DataFrame:  # fmt: skip
     """`evaluate`'s per-utterance table -> one row per (set, metric) with both models' means, their t-intervals,
-    the paired difference b - a with its interval, p (raw), p_holm (Holm across this table's rows) and the verdict
-    on p_holm (`verdict`).
+    the paired difference b - a with its interval, p (raw), p_holm (Holm across this table's rows with at least
+    `min_n` clips) and the verdict on p_holm (`verdict`).
 
     Utterances are matched by ``id`` within a set; a metric only one model has (e.g. agreement with the
     teacher, who is model a on the text set) is skipped.
@@ -208,7 +208,7 @@ def paired_table(
     out = pd.DataFrame(rows)
     if out.empty:
         return out
-    out["p_holm"] = holm(out["p"])
+    out["p_holm"] = holm(np.where(out["n"] >= min_n, out["p"], np.nan))  # the family: the verdicts it can give
     out["verdict"] = [verdict(r.n, r.diff, r.p_holm, r.better, b, alpha, min_n) for r in out.itertuples()]
     return out.rename(columns={"a": a, "a_lo": f"{a}_lo", "a_hi": f"{a}_hi", "b": b, "b_lo": f"{b}_lo",
                                "b_hi": f"{b}_hi", "diff": f"{b} - {a}"})  # fmt: skip

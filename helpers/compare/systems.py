@@ -193,9 +193,9 @@ def systems_differences(
     """One table, one family: a row per (pair (a, b), metric column of `df`), with n paired clips, diff = mean of
     the per-clip b - a, its Student-t interval, p (paired t-test), p_adj and the verdict on p_adj.
 
-    The `primary` (pair, column) row, declared before the run, keeps p_adj = p (one test at alpha); every other
-    row's p is Holm-adjusted across the rest of this table. Fewer than `min_n` paired clips (none included):
-    "too few clips (n=k)", whatever the numbers."""
+    The `primary` (pair, column) row, declared before the run, keeps p_adj = p (one test at alpha); the p of every
+    other row with at least `min_n` clips (every other verdict the table can give) is Holm-adjusted across them.
+    Fewer than `min_n` paired clips (none included): "too few clips (n=k)", whatever the numbers."""
     cols = ["a", "b", "metric", "column", "units", "better", "primary", "n", "diff", "diff_lo", "diff_hi", "p",
             "p_adj", "verdict"]  # fmt: skip
     rows = []
