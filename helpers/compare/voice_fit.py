@@ -16,7 +16,7 @@ import train; `python -m helpers.train.voice_loo` wires the two together):
                                        per fold: fit(train, val) -> (pack, info), timed; then the fitted
                                        pack and every stock pack scored on the test clip only
     summarize(scores, folds, reference)  the per-fold table (fitted / nearest stock / best stock) and the
-                                       summary: means, n, 95% paired bootstrap intervals (helpers.compare.stats)
+                                       summary: means, n, 95% paired t-intervals (helpers.compare.stats)
 
 "Nearest stock" is the dataset's reference voice (nearest in F0 register, notebook 04). "Best stock" is the
 stock pack with the lowest mean MCD over all folds, chosen *after* seeing the held-out clips: an oracle
