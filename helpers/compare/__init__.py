@@ -9,9 +9,9 @@ Every comparison takes the contenders as one mapping name -> model, the referenc
     ab           one sentence by every model, same voice, speed and decoder seed, loudness matched; player
     evaluation   held-out recordings (vs targets) and sentences (vs the LSTM teacher), one row per item
     report       summaries, conclusions, result files under runs/compare/
-    stats        bootstrap intervals over utterances, paired differences and their verdict
-    systems      four systems (LSTM shipped / stage 2, Mamba stage 1 / 2) on the held-out recordings, one
-                 voice: table with n and 95% intervals, paired verdicts, the written conclusion
+    stats        t-intervals over utterances, paired t-tests, Holm's correction, the verdict (none below n = 8)
+    systems      four systems (LSTM shipped / stage 2, Mamba stage 1 / 2) on the test recordings, one voice:
+                 table with n, t-intervals, parameters and dropout; Holm-adjusted paired verdicts; the conclusion
     latency      DurationEncoder and whole-synthesis timings, models interleaved
 
 The names notebook 06 uses are re-exported here (`from helpers import compare as C`).
@@ -51,10 +51,15 @@ from helpers.compare.evaluation import (
 )
 from helpers.compare.latency import benchmark_ids, measure_latency, parameter_table
 from helpers.compare.report import conclusions, save_results, summarize
-from helpers.compare.stats import bootstrap_ci, compare_paired, paired_ci, paired_table
+from helpers.compare.stats import MIN_N, compare_paired, holm, paired_t, paired_table, t_interval
 from helpers.compare.systems import (
+    ARCHITECTURE,
+    PRIMARY_METRIC,
     SYSTEMS,
+    TABLE_METRICS,
     Systems,
+    analysis_plan,
+    conclusion_lines,
     default_pairs,
     evaluate_systems,
     four_systems,
@@ -81,7 +86,8 @@ __all__ = [
     "benchmark_ids", "measure_latency", "parameter_table", "conclusions", "save_results", "summarize",
     "predict_prosody", "adapter_info", "describe_adapter", "find_adapter", "list_adapters",
     "make_fixture_adapter",
-    "bootstrap_ci", "compare_paired", "paired_ci", "paired_table", "evaluate_recordings",
+    "compare_paired", "holm", "paired_t", "paired_table", "t_interval", "evaluate_recordings",
+    "MIN_N", "ARCHITECTURE", "PRIMARY_METRIC", "TABLE_METRICS", "analysis_plan", "conclusion_lines",
     "SYSTEMS", "Systems", "default_pairs", "evaluate_systems", "four_systems", "lines_agree",
     "systems_differences", "systems_table", "verdict_lines", "wide_table",
 ]

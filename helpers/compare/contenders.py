@@ -6,6 +6,9 @@ Everything in this room takes the contenders as one mapping, name -> model, the 
 
 `pick_adapter(kind, ...)` chooses the adapter of one kind of block ("mamba" or "cfc"): the user's own, then the
 one shipped with the workbook, then an untrained fixture; `pick_mamba` and `pick_cfc` are it for one kind.
+(Notebook 06 takes its Mamba from `systems.four_systems` instead: the stage-1 adapter stage 2 started from.)
+`adapter_facts(path)` reads what an adapter's JSON says about its training: the adapter it started from, its
+trainable parameters and dropout.
 """
 
 from __future__ import annotations
@@ -38,6 +41,43 @@ def as_contenders(models) -> dict:
             f"{{'LSTM': lstm, 'Mamba': mamba}} (got {type(models).__name__})"
         )
     return dict(models)
+
+
+LSTM_DROPOUT = 0.0  # Kokoro's DurationEncoder calls F.dropout(..., training=False): its dropout never acts
+
+
+def _recorded(info: dict, key: str):
+    """`key` from an adapter's JSON: top level first, then its metadata; None when neither has it."""
+    value = info.get(key, info.get("metadata", {}).get(key))
+    return None if value in (None, "None", "") else value
+
+
+def adapter_facts(path: str | Path | None) -> dict:
+    """What an adapter's JSON says about how it was trained, for the four-system table.
+
+    {"adapter": path or None, "block", "init_adapter": the adapter training started from (``init_adapter``, else
+    the older metadata key ``init``; None when it started from Kokoro itself), "trainable_params" (``trainable_params``
+    when recorded, else None), "dropout" (``dropout`` when recorded, else the surgery's; a LSTM's is
+    `LSTM_DROPOUT`), "adapter_params" (tensors the adapter holds)}. `path` None: Kokoro as released (nothing
+    trained, no adapter).
+    """
+    if path is None:
+        return {"adapter": None, "block": "lstm", "init_adapter": None, "trainable_params": 0,
+                "dropout": LSTM_DROPOUT, "adapter_params": 0}  # fmt: skip
+    info = adapter_info(path)
+    block = adapter_block(info)
+    dropout = _recorded(info, "dropout")
+    if dropout is None:
+        dropout = LSTM_DROPOUT if block == "lstm" else info.get("surgery", {}).get("dropout")
+    trainable = _recorded(info, "trainable_params")
+    return {
+        "adapter": str(path),
+        "block": block,
+        "init_adapter": _recorded(info, "init_adapter") or _recorded(info, "init"),
+        "trainable_params": None if trainable is None else int(trainable),
+        "dropout": None if dropout is None else float(dropout),
+        "adapter_params": int(info.get("parameters", 0)),
+    }
 
 
 def fixture_surgery(kind: str):

@@ -1,4 +1,5 @@
-"""Summaries with n and spread, written conclusions, and result files under runs/compare/.
+"""Summaries with n, descriptive sentences (the verdicts are `systems`' paired tests), and result files under
+runs/compare/.
 """
 
 from __future__ import annotations
@@ -74,9 +75,11 @@ def _adapter_line(name: str, info: dict) -> str:
 def conclusions(
     summary: pd.DataFrame, adapters: dict | None = None, latency: pd.DataFrame | None = None
 ) -> list[str]:
-    """Plain-language sentences built from the numbers (nothing hard-coded): what the tables say.
+    """Plain-language sentences built from the numbers (nothing hard-coded): which adapters, how far each new
+    model is from the teacher on held-out sentences (descriptive, with n), and the timings.
 
-    `adapters`: contender name -> adapter info (helpers.transplant.adapters.adapter_info)."""
+    No "better/worse" here: a difference of means is no verdict. Verdicts come from paired tests with n and
+    intervals (`systems.conclusion_lines`). `adapters`: contender name -> adapter info (adapter_info)."""
 
     def get(set_name, col, model):
         r = summary[(summary["set"] == set_name) & (summary["column"] == col)]
@@ -87,44 +90,14 @@ def conclusions(
     for m in others:
         agree, tb = get("text", "dur_within1_pct", m), get("text", "boundary_mae_ms", m)
         if agree is not None:
+            r = summary[(summary["set"] == "text") & (summary["column"] == "dur_within1_pct")]
+            n = int(r["n"].iloc[0]) if "n" in r else 0
             out.append(
-                f"On held-out sentences {m}'s durations agree with the {ref} teacher within 1 frame on {agree:.0f}% "
+                f"On {n} held-out sentences {m}'s durations agree with the {ref} teacher within 1 frame on {agree:.0f}% "
                 f"of tokens (token edges {tb:.0f} ms apart on average); F0 RMSE against the teacher "
                 f"{get('text', 'f0_rmse_hz', m) or float('nan'):.1f} Hz, MCD against the teacher's audio "
                 f"{get('text', 'mcd_db', m) or float('nan'):.2f} dB."
             )
-    if get("real", "mcd_db", ref) is not None:
-        out.append(
-            "Against the recordings, the plain F0 RMSE and the MCD mostly measure how far the voice pack is "
-            "from the reader (register, timbre), for every model alike: read the boundary error and the "
-            "mean-removed F0 error first."
-        )
-    cols = ("boundary_mae_ms", "dur_mae_frames", "f0_rmse_hz", "f0_shape_rmse_hz", "mcd_db", "wer_pct")
-    for set_name, what in (("real", "real recordings"), ("text", "held-out sentences")):
-        for col in cols:
-            if set_name == "text" and col != "wer_pct":
-                continue
-            a = get(set_name, col, ref)
-            if a is None:
-                continue
-            label, units, better = METRICS[col]
-            parts = []
-            for m in others:
-                b = get(set_name, col, m)
-                if b is None:
-                    continue
-                diff = b - a
-                if abs(diff) < 1e-9:
-                    parts.append(f"{m} {b:.2f} (the same)")
-                else:
-                    wins = (diff < 0) == (better == "lower")
-                    parts.append(f"{m} {b:.2f} ({'better' if wins else 'worse'} by {abs(diff):.2f})")
-            if not parts:
-                continue
-            extra = ""
-            if col == "wer_pct" and (r := get(set_name, col, "recording")) is not None:
-                extra = f"; the recordings themselves score {r:.0f}%"
-            out.append(f"{what}, {label} ({units}): {ref} {a:.2f}, " + ", ".join(parts) + f"{extra}.")
     if latency is not None and len(latency):
         out += _latency_lines(latency)
     return out

@@ -16,7 +16,7 @@ import train; `python -m helpers.train.voice_loo` wires the two together):
                                        per fold: fit(train, dev) -> (pack, info), timed; then the fitted
                                        pack and every stock pack scored on the test clip only
     summarize(scores, folds, reference)  the per-fold table (fitted / nearest stock / best stock) and the
-                                       summary: means, n, 95% paired bootstrap intervals (helpers.compare.stats)
+                                       summary: means, n, 95% paired t-intervals (helpers.compare.stats)
 
 "Nearest stock" is the dataset's reference voice (nearest in F0 register, notebook 04). "Best stock" is the
 stock pack with the lowest mean MCD over all folds, chosen *after* seeing the held-out clips: an oracle
@@ -146,7 +146,7 @@ def summarize(scores: pd.DataFrame, folds: pd.DataFrame, reference: str, seed: i
 
     Returns {"best_stock", "per_fold" (DataFrame: one row per fold, then a "mean" row), "summary"
     (DataFrame: one row per (metric, stock side) with means, n, the paired difference fitted - stock and
-    its 95% bootstrap interval, and the verdict of stats.compare_paired), "stock_means" (every pack)}.
+    its 95% t-interval, and the verdict of stats.compare_paired), "stock_means" (every pack)}.
     """
     best = best_stock(scores)
     wide = scores.pivot_table(index="fold", columns="system", values=list(METRIC_COLUMNS), aggfunc="first")
@@ -162,7 +162,7 @@ def summarize(scores: pd.DataFrame, folds: pd.DataFrame, reference: str, seed: i
     for metric, label in METRIC_COLUMNS.items():
         for side in ("nearest", "best"):
             c = compare_paired(wide[(metric, sides[side])], wide[(metric, "fitted")], "lower",
-                               (sides[side].removeprefix("stock:"), "fitted"), seed=seed)  # fmt: skip
+                               (sides[side].removeprefix("stock:"), "fitted"))  # fmt: skip
             rows.append({"metric": label, "stock": f"{side} ({sides[side].removeprefix('stock:')})", "n": c.n,
                          "fitted": c.b, "stock_mean": c.a, "fitted_minus_stock": c.diff, "ci_lo": c.diff_lo,
                          "ci_hi": c.diff_hi, "verdict": c.verdict})  # fmt: skip

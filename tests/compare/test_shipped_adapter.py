@@ -52,6 +52,6 @@ def test_the_shipped_adapter_reproduces_its_held_out_scores(kokoro_offline, ship
         assert got["within_1_pct"] >= want["within_1_pct"] - 0.5, (voice, got, want)
         assert got["drift_ms"] <= want["drift_ms"] + 2.0, (voice, got, want)
         assert got["f0_rmse_hz"] <= want["f0_rmse_hz"] + 0.5, (voice, got, want)
-        if record["meets_bar"][voice]:  # what met the bar when it was trained must still meet it
-            assert got["within_1_pct"] >= BAR["within_1_pct"] and got["drift_ms"] <= BAR["drift_ms"]
-            assert got["f0_rmse_hz"] <= BAR["f0_rmse_hz"]
+    # the bar's verdict per voice, today's evaluation against today's BAR, is the one recorded when it shipped: a
+    # bar changed without re-recording the shipped results, or a regression across the bar, fails here
+    assert r["meets_bar"] == record["meets_bar"], (r["meets_bar"], record["meets_bar"], BAR)

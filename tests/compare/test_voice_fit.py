@@ -93,7 +93,7 @@ def test_leave_one_out_scores_each_fold_on_its_held_out_clip_only(monkeypatch):
     assert table["mcd_db_best"].iloc[-1] == pytest.approx(5.7) and table["f0_rmse_hz_nearest"].iloc[-1] == 25.2
     row = out["summary"].set_index(["metric", "stock"]).loc[("MCD (dB)", "best (am_michael)")]
     assert row["n"] == 5 and row["fitted_minus_stock"] == pytest.approx(-0.5)
-    assert row["ci_lo"] == pytest.approx(-0.5) and row["verdict"] == "fitted better"
+    assert row["ci_lo"] == pytest.approx(-0.5) and row["verdict"] == "too few clips (n=5)"  # stats.MIN_N = 8
     assert out["folds"]["best_epoch"].tolist() == [1] * 5
     assert json.loads(json.dumps(voice_loo.to_json(out, "somewhere")))["per_fold"][0]["test"] == "clip0"
 
