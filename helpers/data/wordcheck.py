@@ -67,7 +67,7 @@ class WordCheck:
 
 # ------------------------------------------------------------------- is the transcript English at all?
 
-MIN_ENGLISH_SHARE = 0.8  # English transcripts (names included) measure 0.93-1.0; French and German 0.44-0.55
+MIN_ENGLISH_SHARE = 0.8  # English transcripts (names left out) measure 0.93-1.0; French and German 0.44-0.50
 _URL = re.compile(r"\w+://|www\.|\S+@\S+\.\w|\w\.(com|org|net|html?)\b", re.IGNORECASE)
 _WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)*")
 
@@ -82,16 +82,23 @@ def english_lexicon_knows(word: str, dec=None) -> bool:
     return dec is not None and dec.lookup_word(word.lower()) is not None
 
 
+def _name(text: str, m: re.Match) -> bool:
+    """A capitalised word inside a sentence: a name, which no dictionary need know (left out of the share)."""
+    before = text[: m.start()].rstrip()
+    return m.group(0)[0].isupper() and bool(before) and before[-1] not in ".!?\"'“‘(—-:;"
+
+
 def transcript_doubt(text: str, dec=None, min_share: float = MIN_ENGLISH_SHARE) -> str:
     """Why a transcript is likely not the English speech of its clip ("" when nothing is wrong): it holds a URL
     or e-mail address, it is digits only, or fewer than `min_share` of its words are in an English dictionary
-    (French, German... on English audio). Numbers are left out of the share (a year is no foreign word)."""
+    (French, German... on English audio). Numbers and capitalised words inside a sentence (names) are left out
+    of the share: a year or a name is no foreign word."""
     if _URL.search(text):
         return f"the transcript holds a URL or e-mail address ({_URL.search(text).group(0)}...): write it as spoken"
-    words = _WORD.findall(text)
-    lettered = [w for w in words if not w.isdigit()]
-    if words and not lettered:
+    found = list(_WORD.finditer(text))
+    if found and all(m.group(0).isdigit() for m in found):
         return "the transcript is digits only: spell the numbers out as they are spoken"
+    lettered = [m.group(0) for m in found if not m.group(0).isdigit() and not _name(text, m)]
     if not lettered:
         return ""
     unknown = [w for w in lettered if not english_lexicon_knows(w, dec)]
