@@ -101,11 +101,6 @@ def test_train_refuses_an_out_that_holds_a_run(tmp_path, capsys):
     cli.check_out(tmp_path, resume=False, overwrite=True)  # asked for: allowed
 
 
-def test_resume_without_checkpoints_says_so(tmp_path, capsys):
-    cli.check_out(tmp_path, resume=True, overwrite=False)
-    assert f"--resume found no checkpoint in {tmp_path / 'checkpoints'}: starting from step 0" in capsys.readouterr().out
-
-
 def test_recipe_writes_under_runs_by_default_and_never_into_shipped_results(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("KOKORO_MAMBA_RUNS", str(tmp_path))
     seen = {}

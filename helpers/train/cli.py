@@ -75,18 +75,12 @@ def _flag(text: str) -> bool:
 
 
 def check_out(out: Path, resume: bool, overwrite: bool) -> None:
-    """Refuse to start over in a folder that holds a run, unless --resume or --overwrite says what to do.
-
-    With --resume and no checkpoint to continue from, say so (the run starts at step 0)."""
+    """Refuse to start over in a folder that holds a run, unless --resume or --overwrite says what to do."""
     ckpts = out / "checkpoints"
     previous = [out / "adapter.safetensors", out / "adapter.json", ckpts / "best.pt"]
     if ckpts.is_dir():
         previous += sorted(ckpts.glob("step-*.pt"))
-    if resume:
-        if not (ckpts.is_dir() and any(ckpts.glob("step-*.pt"))):
-            print(f"warning: --resume found no checkpoint in {ckpts}: starting from step 0", flush=True)
-        return
-    if not overwrite:
+    if not (resume or overwrite):  # --resume with no checkpoint says so (Trainer.resume)
         refuse_existing(
             previous,
             f"a training run in {out}",

@@ -328,7 +328,8 @@ class Trainer:
         if fresh:
             return self.ckpt.start_over()
         found = self.ckpt.load_latest()
-        if found is None:
+        if found is None:  # said, not silent: the run starts over
+            print(f"resume: no checkpoint in {self.ckpt.dir}: starting from step 0", flush=True)
             return False
         state, path = found
         R.check(state, R.identity(self), path)  # ResumeRefused when it belongs to another run
