@@ -34,6 +34,7 @@ CASES = [
     ("train", ["--lr", "nan"], "argument --lr: must be a finite number > 0"),
     ("train", ["--mel-crop-frames", "0"], "argument --mel-crop-frames: must be a whole number >= 1"),
     ("train", ["--bf16", "maybe"], "argument --bf16: must be true or false"),
+    ("train", ["--stage", "distil"], "argument --stage: invalid choice: 'distil'"),
     ("recipe", ["--milestones", ""], "argument --milestones: must be one or more positive numbers of minutes"),
     ("recipe", ["--milestones", "5,x"], "argument --milestones: must be one or more positive numbers"),
     ("recipe", ["--batch-size", "0"], "argument --batch-size: must be a whole number >= 1"),
