@@ -35,6 +35,7 @@ from torch import nn
 
 from helpers.argtypes import new_file_path, real, whole
 from helpers.kokoro.forward import duration_logits, encode, f0_energy, style_for, upstream_features
+from helpers.outputs import unique_tmp
 from helpers.train import losses as L
 from helpers.train.items import TrainItem, as_train_items, collate, prosody_mask
 
@@ -327,7 +328,7 @@ def main(argv: list[str] | None = None) -> Path:
     meta = {"start": start, "data": str(args.data), "weights": kokoro.source, "epochs": str(len(history) - 1),
             "val_loss_start": f"{history[0]['val_loss']:.4f}",
             "val_loss_best": f"{min(r['val_loss'] for r in history):.4f}"}  # fmt: skip
-    out = save_pack(pack, args.out, meta)
+    out = save_pack(pack, unique_tmp(args.out), meta).replace(args.out)  # whole or not at all (an --overwrite too)
     print(f"wrote {out} (from {start}; held-out loss {meta['val_loss_start']} -> {meta['val_loss_best']})")
     return out
 
