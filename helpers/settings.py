@@ -36,13 +36,13 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 def _default_cache_dir() -> Path:
     env = os.environ.get("KOKORO_MAMBA_CACHE")
-    return Path(env) if env else Path.home() / ".cache" / "kokoro-mamba"
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "kokoro-mamba"
 
 
 def runs_root() -> Path:
     """Where run folders live: $KOKORO_MAMBA_RUNS, else runs/ in the repository."""
     env = os.environ.get("KOKORO_MAMBA_RUNS")
-    return Path(env) if env else REPO_ROOT / "runs"
+    return Path(env).expanduser() if env else REPO_ROOT / "runs"  # '~/runs' is the home folder's, not ./~
 
 
 @dataclass

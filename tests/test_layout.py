@@ -8,7 +8,7 @@ from pathlib import Path
 
 HELPERS = Path(__file__).resolve().parents[1] / "helpers"
 LEVEL = {  # a module may import from its own level or below, never above
-    "settings": 0, "grid": 0,
+    "settings": 0, "grid": 0, "argtypes": 0, "outputs": 0,
     "kokoro": 1, "mamba": 1,
     "transplant": 2, "data": 2,
     "train": 3, "compare": 3, "plots": 3,

@@ -25,13 +25,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from helpers.argtypes import name_list, new_file_path, whole
 from helpers.compare import metrics as M
+from helpers.data.readers import decode_lines
 from helpers.kokoro.forward import (
     duration_logits,
     durations_from_logits,
@@ -91,8 +94,11 @@ def evaluate_distillation(
     teacher = (teacher if teacher is not None else model.predictor.text_encoder).eval()
     student = student.eval()
     items, failed = _phonemized(list(sentences))
+    reasons = "; ".join(f"sentence {f['line']}: {f['reason']}" for f in failed[:3]) + ("; ..." if len(failed) > 3 else "")
     if not items:
-        raise ValueError(f"no sentence could be phonemized ({len(failed)} refused)")
+        raise ValueError(f"no sentence can be measured ({len(failed)} refused): {reasons}")
+    if failed:
+        warnings.warn(f"{len(failed)} of {len(sentences)} sentences left out: {reasons}", stacklevel=2)
     order = sorted(range(len(items)), key=lambda i: len(items[i][1]))
     batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
     packs = {v: kokoro.voice(v) for v in voices}
@@ -153,20 +159,27 @@ def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(prog="python -m helpers.compare.distillation", description=__doc__.split("\n")[0])
     p.add_argument("--adapter", required=True, help="adapter path (with or without .safetensors)")
     p.add_argument("--sentences", default="data/text/heldout_test.txt", help="one sentence per line (default: the test half)")
-    p.add_argument("--voices", default="af_heart,am_michael,jf_alpha", help="comma-separated voice names")
+    p.add_argument("--voices", type=name_list, default=["af_heart", "am_michael", "jf_alpha"],
+                   help="comma-separated voice names")  # fmt: skip
     p.add_argument("--weights", default="auto", help="auto | hub | offline-int8")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--limit", type=int, default=None, help="only the first N sentences")
-    p.add_argument("--json", default=None, help="write the result here")
+    p.add_argument("--limit", type=whole(1), default=None, help="only the first N sentences")
+    p.add_argument("--json", type=new_file_path, default=None, help="write the result here")
     args = p.parse_args(argv)
     path = Path(args.sentences)
     if not path.is_file():
-        raise SystemExit(f"sentence file not found: {path}")
-    sentences = [ln.strip() for ln in path.read_text(encoding="utf-8-sig").splitlines() if ln.strip()]
+        p.error(f"argument --sentences: sentence file not found: {path}")
+    lines = decode_lines(path)  # UTF-8 (BOM skipped) or UTF-16 with a BOM; a binary file fails here, named
+    bad = next((ln for ln in lines if ln.text is None), None)
+    if bad is not None:
+        p.error(f"argument --sentences: {path}:{bad.no}: {bad.error} (one sentence per line, as text)")
+    sentences = [ln.text.strip() for ln in lines if ln.text.strip()]
+    if not sentences:
+        p.error(f"argument --sentences: {path} holds no sentence (one per line)")
     sentences = sentences[: args.limit] if args.limit else sentences
     kokoro = load_kokoro(args.weights, device=args.device)
     student = encoder_from_adapter(args.adapter, device=args.device)
-    voices = [v.strip() for v in args.voices.split(",") if v.strip()]
+    voices = args.voices
     result = evaluate_distillation(kokoro, student, sentences, voices)
     result.update(adapter=str(args.adapter), sentences_file=str(path), weights=kokoro.source)
     print(table(result).round(2).to_string())

@@ -32,7 +32,8 @@ and its reason are printed and stored as `manifest["reference_voice"]`); a named
 `style` (a `helpers.data.targets.StyleSource`) overrides both: pass a fitted style later and the cache is
 rebuilt (the style's `name`, e.g. "voice:am_michael", is part of the settings hash).
 
-Cache layout (``settings.cache_dir / "datasets" / <name>``, name = the data folder's name by default):
+Cache layout (``settings.cache_dir / "datasets" / <name>``, name = the data folder's name and a hash of its path by
+default, so two folders of the same name never share a cache):
 
     manifest.json     settings + their hash, code version, weights source, reference voice (and why),
                       per-item rows (each with its split), refusals
@@ -78,6 +79,7 @@ from helpers.data.validate import ValidationReport, validate_items
 from helpers.data.wordcheck import CheckSettings
 from helpers.grid import SAMPLE_RATE
 from helpers.kokoro.g2p import phonemize
+from helpers.outputs import dataset_cache_name
 from helpers.settings import REPO_ROOT, Settings
 
 CODE_VERSION = "targets-3"  # bump when the way targets are computed changes (invalidates every cache)
@@ -88,7 +90,7 @@ CI_CORPUS_LIMIT = 64  # sentences prepared in CI mode
 class PrepareConfig:
     """The preparation recipe. Everything except split/keep_suspect/limit is hashed into the cache."""
 
-    name: str | None = None  # cache folder name; None = the data folder's name
+    name: str | None = None  # cache folder name; None = the data folder's name + a hash of its path
     voice: str = "auto"  # pack for style and DTW reference; "auto" = settings.voice, then nearest by F0
     features: FeatureSettings = FeatureSettings()
     dtw: DTWSettings = DTWSettings()
@@ -324,9 +326,8 @@ def prepare_dataset(
     root = Path(root)
     if report is None:
         report = validate_items(read_dataset(root), phonemize, progress=progress)
-    cache = (
-        Path(cache_dir) if cache_dir else Path(settings.cache_dir) / "datasets" / (config.name or root.name)
-    )
+    name = config.name or dataset_cache_name(root)  # <folder>-<hash of its path>: same-named folders never share
+    cache = Path(cache_dir) if cache_dir else Path(settings.cache_dir) / "datasets" / name
     (cache / "items").mkdir(parents=True, exist_ok=True)
     manifest_path = cache / "manifest.json"
     old = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}

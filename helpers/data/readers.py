@@ -2,7 +2,9 @@
 
 One bad row or file never stops a read. Text is decoded as UTF-8 (a BOM is skipped), or as UTF-16 when
 the file starts with a UTF-16 BOM; a line (or file) that still fails becomes an item refused with
-`bad_encoding`, a row without ``id|text`` one refused with `malformed_row`, both naming file:line. The
+`bad_encoding`, a row without ``id|text`` one refused with `malformed_row`, an id that would name a file outside
+the audio folder (``../x``, ``/abs/path``) one refused with `bad_id`, all naming file:line; a row with more than
+three columns is read with a note and a warning. Audio is .wav, .flac, .mp3 or .ogg (what soundfile decodes). The
 validator (`helpers.data.validate`) puts them in the same report as every other refusal. Wav files are
 found whatever the case of their name (``a.WAV``), unless two names differ in case only.
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import tarfile
 import urllib.request
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,6 +56,7 @@ class Item:
 
 
 UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg")  # what soundfile (libsndfile >= 1.1) decodes
 
 
 class Line(NamedTuple):
@@ -104,10 +108,20 @@ def _by_lower_name(folder: Path) -> dict[str, Path]:
 
 
 def find_file(path: Path, index: dict[str, Path]) -> Path:
-    """`path` when it exists, else the one file whose name matches it ignoring case, else `path` itself."""
+    """`path` when it exists, else the one file whose name matches it ignoring case, else the same name with
+    another audio suffix (.flac, .mp3, .ogg), else `path` itself."""
     if path.is_file():
         return path
-    return index.get(path.name.lower(), path)
+    for suffix in (path.suffix, *AUDIO_SUFFIXES):
+        found = index.get(path.with_suffix(suffix).name.lower())
+        if found is not None:
+            return found
+    return path
+
+
+def outside(root: Path, path: Path) -> bool:
+    """True when `path` (an id made into a file name) leaves `root`: '..', an absolute path, a drive."""
+    return not path.resolve().is_relative_to(root.resolve())
 
 
 def read_ljspeech(
@@ -122,7 +136,7 @@ def read_ljspeech(
     root = Path(root)
     meta_path = root / metadata
     index = _by_lower_name(root / wav_dir)
-    items = []
+    items, extra = [], []
     for line in decode_lines(meta_path):
         where = f"{meta_path}:{line.no}"
         if line.text is not None and not line.text.strip():
@@ -132,7 +146,10 @@ def read_ljspeech(
         if len(parts) < 2 or not item_id or "\ufffd" in item_id or "\x00" in item_id:
             item_id = f"{meta_path.name}:{line.no}"  # no usable id column: the place names the item
         wav = find_file(root / wav_dir / f"{item_id}.wav", index)
-        if line.text is None:
+        if outside(root / wav_dir, wav):  # '../x' or '/abs/path' would read audio from anywhere on disk
+            msg = f"{where}: id {item_id!r} names a file outside {root / wav_dir}; ids are file names in that folder"
+            items.append(Item(item_id, "", root / wav_dir / "(outside)", speaker=speaker, problem=("bad_id", msg)))
+        elif line.text is None:
             items.append(Item(item_id, "", wav, speaker=speaker, problem=("bad_encoding", f"{where}: {line.error}")))
         elif len(parts) < 2 or not parts[0].strip():
             msg = f"{where}: expected 'id|text[|normalized]', got {line.text[:80]!r}"
@@ -140,6 +157,17 @@ def read_ljspeech(
         else:
             normalized = parts[2].strip() if len(parts) > 2 and parts[2].strip() else None
             items.append(Item(item_id, parts[1].strip(), wav, normalized, speaker))
+            if len(parts) > 3:
+                extra.append(line.no)
+                items[-1].notes.append(f"extra_columns: {where} has {len(parts)} columns; only id|text|normalized "
+                                       f"are read, {parts[3][:40]!r}... is ignored")  # fmt: skip
+    if extra:
+        warnings.warn(
+            f"{meta_path}: {len(extra)} line(s) have more than 3 '|' columns (first: line {extra[0]}); only "
+            "id|text|normalized are read and the rest is ignored. A '|' inside a transcript splits it too: "
+            "check those lines",
+            stacklevel=2,
+        )
     return items
 
 
@@ -166,7 +194,7 @@ def read_wav_txt_folder(
     pattern = "**/*" if recursive else "*"
     groups: dict[str, dict[str, list[Path]]] = {}
     for p in root.glob(pattern):
-        kind = {".wav": "wav", text_suffix.lower(): "txt"}.get(p.suffix.lower())
+        kind = {**dict.fromkeys(AUDIO_SUFFIXES, "wav"), text_suffix.lower(): "txt"}.get(p.suffix.lower())
         if kind and p.is_file():
             stem = p.relative_to(root).with_suffix("").as_posix()
             groups.setdefault(stem.lower(), {"wav": [], "txt": []})[kind].append(p)

@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 from helpers.data.prepare import CI_CORPUS_LIMIT, CODE_VERSION, _hash, split_of
 from helpers.data.targets import StyleSource, voice_style
 from helpers.kokoro.g2p import G2PError, phonemes_to_ids, phonemize
+from helpers.outputs import dataset_cache_name
 from helpers.settings import Settings
 
 HELDOUT_HALVES = ("dev", "test")
@@ -134,7 +135,7 @@ def prepare_text_corpus(
         "val_fraction": val_fraction,
     }
     shash = _hash(record)
-    cache = Path(cache_dir) if cache_dir else Path(settings.cache_dir) / "datasets" / f"text-{path.stem}"
+    cache = Path(cache_dir) if cache_dir else Path(settings.cache_dir) / "datasets" / f"text-{dataset_cache_name(path)}"
     cache.mkdir(parents=True, exist_ok=True)
     blob_path, manifest_path = cache / "corpus.pt", cache / "manifest.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}

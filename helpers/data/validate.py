@@ -47,7 +47,8 @@ class ValidationSettings:
 REASONS: dict[str, str] = {
     "malformed_row": "the metadata line is not 'id|text[|normalized]' (file:line in the message)",
     "bad_encoding": "the transcript is neither UTF-8 nor UTF-16 with a BOM (file:line in the message)",
-    "missing_wav": "the wav file does not exist",
+    "bad_id": "the id names a file outside the dataset's audio folder ('..', an absolute path)",
+    "missing_wav": "the audio file does not exist (.wav, .flac, .mp3 or .ogg)",
     "unreadable_wav": "the file exists but cannot be decoded as audio",
     "empty_audio": "the file holds no samples",
     "non_finite": "samples are NaN or infinite",
@@ -68,6 +69,7 @@ NOTES: dict[str, str] = {
     "resampled": "other sample rate: resampled to 24 kHz on load",
     "down_mixed": "several channels: averaged to mono on load",
     "no_transcript": "the reader found no transcript file for this wav",
+    "extra_columns": "the metadata line has more than id|text|normalized: the rest is ignored",
     "no_punctuation": "no punctuation: Kokoro times speech by it, so DTW targets are less reliable",
 }
 
@@ -184,7 +186,7 @@ def _check_audio(item: Item, st: ValidationSettings, row: ValidationRow, problem
     path = Path(item.wav_path)
     name = path.name
     if not path.is_file():
-        problems.append(("missing_wav", f"{path}: wav file not found"))
+        problems.append(("missing_wav", f"{path}: audio file not found (looked for .wav, .flac, .mp3, .ogg)"))
         return None
     try:
         y, sr = read_audio(path)  # [n, c]

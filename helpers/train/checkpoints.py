@@ -7,8 +7,9 @@ Everything in it is a tensor or a plain Python value, so it is read with `torch.
 a file that carries pickled code is refused without running it. (Checkpoints from before this format hold
 NumPy's RNG state as an array; those are read weights-only too, with plain NumPy arrays allowed.)
 
-Writes are atomic (temporary file, fsync, then rename), so a crash mid-write never damages the latest good
-checkpoint. Reading walks from the newest checkpoint back and takes the first one that passes its checksum
+Writes are atomic (a temporary file named for this process, fsync, then rename: helpers.outputs.atomic_write),
+so a crash mid-write never damages the latest good checkpoint, and a failed write (a full disk) leaves no
+partial file behind. Reading walks from the newest checkpoint back and takes the first one that passes its checksum
 and loads. Nothing is ever deleted except by the keep-last-K rotation, which never removes the checkpoint
 just written:
 
@@ -25,7 +26,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 import pickle
 import random
 import re
@@ -35,6 +35,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from helpers.outputs import atomic_write, sweep_partial
 
 PATTERN = re.compile(r"^step-(\d{7})\.pt$")
 _np_core = getattr(np, "_core", None) or np.core
@@ -81,12 +83,7 @@ def set_rng_state(state: dict) -> None:
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    atomic_write(path, data)  # a temporary name of its own; a failed write (full disk) leaves no partial file
 
 
 def _free_name(path: Path) -> Path:
@@ -115,6 +112,9 @@ class CheckpointManager:
         self.dir = Path(directory)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.keep_last = max(1, keep_last)
+        removed = sweep_partial(self.dir)  # partial writes of a run that ended (a full disk): they hold space
+        if removed:
+            print(f"removed {len(removed)} partial checkpoint file(s) left by an interrupted write in {self.dir}")
 
     def path(self, step: int) -> Path:
         return self.dir / f"step-{step:07d}.pt"

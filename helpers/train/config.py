@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from helpers.argtypes import check_ranges
 from helpers.settings import runs_root
 
 
@@ -56,6 +57,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.stage not in ("distill", "finetune"):
             raise ValueError(f"stage must be 'distill' or 'finetune', got {self.stage!r}")
+        check_ranges(self)  # helpers.argtypes.RANGES: e.g. steps >= 1, grad_clip > 0
 
     @classmethod
     def for_mode(cls, mode: str, stage: str = "distill", **overrides) -> TrainConfig:

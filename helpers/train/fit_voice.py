@@ -41,7 +41,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from helpers.argtypes import new_file_path, real, whole
 from helpers.kokoro.forward import style_for
+from helpers.outputs import unique_tmp
 from helpers.train import losses as L
 from helpers.train.items import TrainItem, as_train_items, collate
 
@@ -290,11 +292,26 @@ def fitted_voice(
 CLI_FIELDS = ("epochs", "lr", "patience", "crop_frames", "seed")  # the FitVoiceConfig fields the commands expose
 
 
+CLI_TYPES = {"epochs": whole(1), "lr": real(0, lo_open=True), "patience": whole(1), "crop_frames": whole(1),
+             "seed": whole()}  # ranges checked while parsing (helpers.argtypes)  # fmt: skip
+
+
 def add_config_args(parser) -> None:
     """--epochs, --lr, --patience, --crop-frames, --seed on an argparse parser, FitVoiceConfig's defaults."""
     for name in CLI_FIELDS:
-        kind = type(getattr(FitVoiceConfig, name))
-        parser.add_argument("--" + name.replace("_", "-"), type=kind, default=getattr(FitVoiceConfig, name))
+        parser.add_argument("--" + name.replace("_", "-"), type=CLI_TYPES[name], default=getattr(FitVoiceConfig, name))
+
+
+def print_set_aside(data) -> None:
+    """Which clips the fit does not use, and why: refused by validation, suspect, or failed (prepare_dataset)."""
+    report, manifest = getattr(data, "report", None), getattr(data, "manifest", None) or {}
+    rows = [(r.id, r.reason, r.message) for r in getattr(report, "excluded", [])]
+    rows += [(r["id"], "suspect", r.get("reason", "")) for r in manifest.get("items", []) if r.get("suspect")]
+    rows += [(f["id"], "failed", f.get("reason", "")) for f in getattr(data, "failed", []) or []]
+    for clip, reason, message in rows:
+        print(f"  not used: {clip} ({reason}: {message})")
+    if rows:
+        print(f"{len(rows)} clip(s) not used; the fit uses {len(data.train)} training and {len(data.val)} held-out")
 
 
 def config_from_args(args) -> FitVoiceConfig:
@@ -309,15 +326,22 @@ def main(argv: list[str] | None = None) -> Path:
 
     p = argparse.ArgumentParser(prog="python -m helpers.train.fit_voice", description=__doc__.split("\n")[0])
     p.add_argument("--data", default="data/librivox", help="a recorded dataset folder (notebook 04's format)")
-    p.add_argument("--out", required=True, help="where to write the pack (.safetensors)")
+    p.add_argument("--out", required=True, type=new_file_path, help="where to write the pack (.safetensors)")
+    p.add_argument("--overwrite", action="store_true", help="replace the pack at --out when it exists")
     p.add_argument("--weights", default="auto", help="auto | hub | offline-int8")
     p.add_argument("--start", default=None, help="stock pack to start from (default: the dataset's reference)")
     p.add_argument("--device", default=None)
     add_config_args(p)
     args = p.parse_args(argv)
+    if args.out.suffix != ".safetensors":
+        p.error(f"argument --out: the pack is written as .safetensors, got {str(args.out)!r}")
+    if args.out.exists() and not args.overwrite:
+        p.error(f"argument --out: {args.out} already exists; nothing was changed. Pass --overwrite to replace it, "
+                "or choose another file")  # fmt: skip
     S = Settings.from_env()
     kokoro = load_kokoro(args.weights, device=args.device or S.device)
     data = prepare_dataset(kokoro, args.data, S)
+    print_set_aside(data)
     cfg = config_from_args(args)
     history: list[dict] = []
     start = args.start or reference_voice_of(data)
@@ -326,7 +350,7 @@ def main(argv: list[str] | None = None) -> Path:
     meta = {"start": start, "data": str(args.data), "weights": kokoro.source, "epochs": str(len(history) - 1),
             "dev_loss_start": f"{record['dev_loss_start']:.4f}", "dev_loss_best": f"{record['dev_loss_best']:.4f}",
             "split_hash": record["split_hash"]}  # fmt: skip
-    out = save_pack(pack, args.out, meta)
+    out = save_pack(pack, unique_tmp(args.out), meta).replace(args.out)  # whole or not at all (an --overwrite too)
     out.with_suffix(".json").write_text(json.dumps(record, indent=1))
     print(f"wrote {out} and {out.with_suffix('.json').name} (from {start}; dev loss {meta['dev_loss_start']} -> "
           f"{meta['dev_loss_best']})")  # fmt: skip

@@ -1,7 +1,10 @@
 """The shipped stage-1 recipe: distil a Mamba DurationEncoder from Kokoro's LSTM on a 2-core CPU in an hour.
 
-    python -m helpers.train.recipe --out results/distill-cpu --chain-fraction 0.5   # what made the shipped adapter
-    python -m helpers.train.recipe --block cfc --chain-fraction 0                  # the liquid (CfC) contender
+    python -m helpers.train.recipe --chain-fraction 0.5          # what made the shipped adapter; writes runs/distill-cpu
+    python -m helpers.train.recipe --block cfc --chain-fraction 0  # the liquid (CfC) contender: runs/distill-cfc-cpu
+
+The default `--out` is under runs/ (`$KOKORO_MAMBA_RUNS`), never the repository's shipped results/; a folder that
+already holds a recipe's adapter or results is refused unless `--overwrite` (writing into results/ needs it too).
 
 What it does, and why (the measurements are in results/distill-cpu/README.md):
 
@@ -9,7 +12,7 @@ What it does, and why (the measurements are in results/distill-cpu/README.md):
   in/out projection, 6.3M parameters against the LSTM encoder's 5.9M, a third of the default's 17.2M, so a
   CPU step is several times cheaper; dropout off because the job is to copy a function exactly;
   `--block cfc` trains `CFC_DESIGN` instead, by the same recipe: BiCfC layers of the BiLSTMs' widths
-  (helpers.transplant.cfc, 5.9M parameters), written to results/distill-cfc-cpu unless `--out` says otherwise;
+  (helpers.transplant.cfc, 5.9M parameters), written to runs/distill-cfc-cpu unless `--out` says otherwise;
 * layer matching for the whole budget (`layer_fraction` 1.0): each block learns its own LSTM layer
   (helpers.train.layerwise) - no backward through the frozen heads, one signal per layer - for the first half on
   the teacher's inputs, for the second half (`chain_fraction` 0.5) on the student's own previous outputs, as at
@@ -48,8 +51,10 @@ from pathlib import Path
 
 import torch
 
+from helpers.argtypes import minutes_list, real, whole
 from helpers.compare.distillation import evaluate_distillation
-from helpers.settings import REPO_ROOT, Settings
+from helpers.outputs import OutputLock, refuse_existing, shipped_results
+from helpers.settings import REPO_ROOT, Settings, runs_root
 from helpers.train.config import TrainConfig
 from helpers.train.items import as_train_items
 from helpers.train.trainer import Trainer
@@ -62,7 +67,7 @@ TRAIN_VOICES = (
 EVAL_VOICES = ("af_heart", "am_michael", "jf_alpha")  # seen English, UNSEEN English, seen Japanese (offline)
 DESIGN = SurgeryConfig(bidirectional="shared", expand=1.5, dropout=0.0)
 CFC_DESIGN = SurgeryConfig(block="cfc", dropout=0.0)
-OUT = {"mamba": "results/distill-cpu", "cfc": "results/distill-cfc-cpu"}  # default --out per block
+OUT = {"mamba": "distill-cpu", "cfc": "distill-cfc-cpu"}  # default --out per block, under runs_root()
 
 
 def _git_commit() -> str | None:
@@ -187,11 +192,37 @@ def run(
     chain_fraction: float = 0.5,
 ) -> dict:
     """Train with the recipe for `minutes` of wall time; returns the provenance record (also results.json)."""
+    out = Path(out).expanduser()
+    lock = OutputLock(out, "helpers.train.recipe").acquire()  # OutputBusy when another run writes there
+    try:
+        return _run(out, minutes, milestones, lr, layer_fraction, batch_size, prosody_items, design, weights, corpus,
+                    heldout, train_voices, eval_voices, seed, calibration_steps, loss_weights, chain_fraction)  # fmt: skip
+    finally:
+        lock.release()
+
+
+def check_out(out: Path, overwrite: bool) -> None:
+    """Refuse (FileExistsError) an --out holding a recipe's adapter or results, or inside the shipped results/,
+    unless `overwrite`."""
+    if overwrite:
+        return
+    refuse_existing(
+        [out / "adapter.safetensors", out / "adapter.json", out / "results.json", out / "milestones"],
+        f"a recipe's output in {out}",
+        "pass --overwrite to replace it, or choose another --out",
+    )
+    if shipped_results(out):
+        raise FileExistsError(
+            f"{out} is inside the repository's shipped results/ (the adapters and evidence the workbook ships): "
+            "pass --overwrite to write there on purpose, or leave --out at its default under runs/"
+        )
+
+
+def _run(out, minutes, milestones, lr, layer_fraction, batch_size, prosody_items, design, weights, corpus, heldout,
+         train_voices, eval_voices, seed, calibration_steps, loss_weights, chain_fraction) -> dict:  # fmt: skip
     from helpers.data.text_corpus import heldout_file, prepare_text_corpus
     from helpers.kokoro.loading import load_kokoro
 
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     S = Settings.from_env(mode="full", device="cpu")
     S.seed_everything(seed)
     kokoro = load_kokoro(weights, device="cpu")
@@ -265,31 +296,37 @@ def run(
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(prog="python -m helpers.train.recipe", description=__doc__.split("\n")[0])
     p.add_argument("--block", default="mamba", choices=["mamba", "cfc"], help="mamba: DESIGN; cfc: CFC_DESIGN")
-    p.add_argument("--out", default=None, help=f"default per block: {OUT}")
-    p.add_argument("--minutes", type=float, default=60.0)
-    p.add_argument("--milestones", default="5,15,30,60")
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--layer-fraction", type=float, default=1.0, help="share of the steps spent layer matching")
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--prosody-items", type=int, default=1)
+    p.add_argument("--out", default=None, help=f"default per block, under {runs_root()}: {OUT}")
+    p.add_argument("--overwrite", action="store_true", help="replace a recipe's output already in --out")
+    p.add_argument("--minutes", type=real(0, lo_open=True), default=60.0)
+    p.add_argument("--milestones", type=minutes_list, default=(5.0, 15.0, 30.0, 60.0))
+    p.add_argument("--lr", type=real(0, lo_open=True), default=1e-3)
+    p.add_argument("--layer-fraction", type=real(0, 1), default=1.0, help="share of the steps spent layer matching")
+    p.add_argument("--batch-size", type=whole(1), default=16)
+    p.add_argument("--prosody-items", type=whole(0), default=1)
     p.add_argument("--bidirectional", default=DESIGN.bidirectional, choices=["separate", "shared"])
-    p.add_argument("--expand", type=float, default=DESIGN.expand)
-    p.add_argument("--dropout", type=float, default=DESIGN.dropout)
+    p.add_argument("--expand", type=real(0, lo_open=True), default=DESIGN.expand)
+    p.add_argument("--dropout", type=real(0, 1, hi_open=True), default=DESIGN.dropout)
     p.add_argument("--timespan", default=CFC_DESIGN.cfc_timespan, choices=["unit", "learned"], help="cfc only")
     p.add_argument("--weights", default="offline-int8")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--chain-fraction", type=float, default=0.5,
+    p.add_argument("--chain-fraction", type=real(0, 1), default=0.5,
                    help="the last share of the layer-matching steps feeds each block the student's own input")
-    p.add_argument("--w-dur-cum", type=float, default=0.0, help="phase 2: weight of the drift (token-edge) loss")
-    p.add_argument("--w-f0", type=float, default=1.0, help="phase 2: weight of the F0 term")
-    p.add_argument("--w-energy", type=float, default=1.0, help="phase 2: weight of the energy term")
+    p.add_argument("--w-dur-cum", type=real(0), default=0.0, help="phase 2: weight of the drift (token-edge) loss")
+    p.add_argument("--w-f0", type=real(0), default=1.0, help="phase 2: weight of the F0 term")
+    p.add_argument("--w-energy", type=real(0), default=1.0, help="phase 2: weight of the energy term")
     a = p.parse_args(argv)
+    out = Path(a.out).expanduser() if a.out else runs_root() / OUT[a.block]
+    try:
+        check_out(out, a.overwrite)  # before the model is loaded
+    except FileExistsError as e:
+        p.exit(2, f"{p.prog}: error: {e}\n")
     if a.block == "cfc":
         design = dataclasses.replace(CFC_DESIGN, cfc_timespan=a.timespan, dropout=a.dropout)
     else:
         design = dataclasses.replace(DESIGN, bidirectional=a.bidirectional, expand=a.expand, dropout=a.dropout)
     return run(
-        a.out or OUT[a.block], a.minutes, tuple(float(m) for m in a.milestones.split(",")), a.lr, a.layer_fraction,
+        out, a.minutes, tuple(a.milestones), a.lr, a.layer_fraction,
         a.batch_size, a.prosody_items, design, a.weights, seed=a.seed,
         loss_weights={"w_dur_cum": a.w_dur_cum, "w_f0": a.w_f0, "w_energy": a.w_energy},
         chain_fraction=a.chain_fraction,

@@ -45,6 +45,7 @@ from helpers.kokoro.forward import (
     f0_energy,
     upstream_features,
 )
+from helpers.outputs import OutputLock
 from helpers.train import distributed as D
 from helpers.train import losses as L
 from helpers.train import resumable as R
@@ -103,8 +104,9 @@ class Trainer:
         self.voice_bank = voice_bank
         self.metadata = metadata or {}
         self.device = next(model.parameters()).device
-        self.out = Path(cfg.out_dir)
-        self.out.mkdir(parents=True, exist_ok=True)
+        self.out = Path(cfg.out_dir).expanduser()
+        if rank_and_world()[0] == 0:  # one writing process per folder (helpers.outputs): OutputBusy otherwise
+            self.lock = OutputLock(self.out, f"training ({cfg.stage})").acquire()
         peft = PeftConfig(
             train_norms=cfg.train_norms, extra=("predictor",) if cfg.train_whole_predictor else ()
         )
@@ -326,7 +328,8 @@ class Trainer:
         if fresh:
             return self.ckpt.start_over()
         found = self.ckpt.load_latest()
-        if found is None:
+        if found is None:  # said, not silent: the run starts over
+            print(f"resume: no checkpoint in {self.ckpt.dir}: starting from step 0", flush=True)
             return False
         state, path = found
         R.check(state, R.identity(self), path)  # ResumeRefused when it belongs to another run

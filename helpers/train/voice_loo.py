@@ -25,6 +25,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from helpers.argtypes import name_list, new_file_path
 from helpers.compare.voice_fit import leave_one_out_table, loo_folds, summarize
 from helpers.kokoro.voices import ENGLISH_VOICES
 from helpers.train.fit_voice import (
@@ -89,16 +90,16 @@ def main(argv: list[str] | None = None) -> dict:
 
     p = argparse.ArgumentParser(prog="python -m helpers.train.voice_loo", description=__doc__.split("\n")[0])
     p.add_argument("--data", default="data/librivox", help="a folder of (wav, txt) pairs or metadata.csv + wavs/")
-    p.add_argument("--json", default=None, help="write the tables here")
+    p.add_argument("--json", default=None, type=new_file_path, help="write the tables here")
     p.add_argument("--weights", default="auto", help="auto | hub | offline-int8")
     p.add_argument("--device", default=None)
-    p.add_argument("--voices", default=",".join(ENGLISH_VOICES), help="stock packs to score, comma-separated")
+    p.add_argument("--voices", type=name_list, default=list(ENGLISH_VOICES), help="stock packs to score, comma-separated")
     add_config_args(p)
     args = p.parse_args(argv)
     S = Settings.from_env()
     kokoro = load_kokoro(args.weights, device=args.device or S.device)
     cfg = config_from_args(args)
-    result = leave_one_out(kokoro, args.data, S, cfg, voices=args.voices.split(","))
+    result = leave_one_out(kokoro, args.data, S, cfg, voices=args.voices)
     print(f"nearest stock: {result['reference']}; best stock (lowest mean MCD, an oracle): {result['best_stock']}")
     with pd.option_context("display.width", 220, "display.max_columns", 30, "display.precision", 2):
         for name in ("per_fold", "summary", "stock_means"):

@@ -29,6 +29,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from helpers.outputs import unique_tmp
 from helpers.settings import REPO_ROOT
 from helpers.transplant.surgery import (
     DURATION_ENCODER_PATH,
@@ -105,9 +106,14 @@ def save_adapter(
         "parameters": int(sum(v.numel() for v in tensors.values())),
         "metadata": metadata or {},
     }
-    tmp_st, tmp_js = st_path.with_name(st_path.name + ".tmp"), js_path.with_name(js_path.name + ".tmp")
-    save_file(tensors, str(tmp_st))
-    tmp_js.write_text(json.dumps(info, indent=2))
+    tmp_st, tmp_js = unique_tmp(st_path), unique_tmp(js_path)  # names of their own: two runs never share one
+    try:
+        save_file(tensors, str(tmp_st))
+        tmp_js.write_text(json.dumps(info, indent=2))
+    except BaseException:  # a full disk or an interrupt: no partial file stays behind
+        tmp_st.unlink(missing_ok=True)
+        tmp_js.unlink(missing_ok=True)
+        raise
     tmp_st.replace(st_path)  # both written before either is replaced
     tmp_js.replace(js_path)
     return st_path, js_path
@@ -173,6 +179,12 @@ def read_adapter(path: str | Path) -> tuple[dict, dict[str, torch.Tensor]]:
         raise AdapterFormatError(
             f"{st_path}: not a readable safetensors file ({type(e).__name__}: {e}); damaged or incomplete copy?"
         ) from e
+    bad = [k for k, v in tensors.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:  # it would load, and fail much later with an unrelated error (negative repeats)
+        raise AdapterFormatError(
+            f"{st_path}: {len(bad)} tensor(s) hold NaN or infinite values ({', '.join(bad[:3])}): a diverged or "
+            "damaged adapter; use an earlier checkpoint's adapter or train again"
+        )
     return info, tensors
 
 

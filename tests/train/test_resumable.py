@@ -95,3 +95,10 @@ def test_resume_accepts_its_own_run_with_other_cosmetic_settings(checkpointed):
     model, out = checkpointed
     again = _trainer(model, out, log_every=5, w_f0=2.0)  # logging and loss weights may change
     assert again.resume() and again.step == 2
+
+
+def test_resume_without_a_checkpoint_says_it_starts_over(tmp_path, capsys):
+    """Issue 27: `--resume` in a folder with no checkpoint used to start at step 0 without a word."""
+    trainer = _trainer(_operated(), tmp_path / "run")
+    assert trainer.resume() is False and trainer.step == 0
+    assert f"resume: no checkpoint in {tmp_path / 'run' / 'checkpoints'}: starting from step 0" in capsys.readouterr().out
