@@ -18,6 +18,16 @@ features, durations and F0/N (helpers.train.losses). Stage 2 ("finetune") compar
 same-recipe LSTM control: an un-operated model, whose DurationEncoder's own BiLSTMs are the student (peft).
 Every `eval_every` steps the held-out items are scored; the adapter keeps the best step (helpers.train.selection).
 
+Arithmetic (helpers.train.precision): on CUDA the student runs under bf16 autocast where the GPU has native bf16,
+else fp16 with a GradScaler; fp32 elsewhere; the choice is printed. The teacher's forwards and the durations
+rounded from its logits always run in fp32, outside the autocast: they are the targets.
+
+Layer matching (phase 1, `layer_steps`) is teacher-forced, then chained from `chain_start`: a step count
+decided when the Trainer is built (`(1 - chain_fraction) * layer_steps`), or once by `plan_chain` before the
+first layer-matching step (the recipe, after timing the machine). Re-planning `cfg.layer_steps` or
+`cfg.steps` later cannot move it, a checkpoint carries it, and every logged row says which mode it ran
+(column `chained`).
+
 Runs the same in a notebook (`Trainer(...).fit()`) and in a terminal:
 
     python -m helpers.train --stage distill --steps 3000 --out runs/distill
@@ -60,12 +70,19 @@ from helpers.train.items import (
     restyle,
     target_durations,
 )
-from helpers.train.layerwise import layer_match_loss, teacher_trace
+from helpers.train.layerwise import chain_start_step, layer_match_loss, teacher_trace
+from helpers.train.precision import precision_for
 from helpers.train.runlog import RunLog, rank_and_world, write_samples
 from helpers.train.selection import HeldOutBest, held_out_scores
 from helpers.transplant.adapters import save_adapter
 from helpers.transplant.peft import PeftConfig, freeze_for_peft, student_kind
 from helpers.transplant.surgery import encoder_design, same_design
+
+
+def fp32(device: torch.device):
+    """A block that runs in fp32 even inside the training step's autocast (the teacher, its durations)."""
+    return torch.autocast(device.type, enabled=False)
+
 
 # --------------------------------------------------------------------------------------------------------
 # The trainer
@@ -132,9 +149,29 @@ class Trainer:
         self.ckpt = CheckpointManager(self.out / "checkpoints", keep_last=cfg.keep_last)
         self.step, self.epoch, self.batch_in_epoch = 0, 0, 0
         self.bad_steps, self.kept = 0, HeldOutBest(cfg.stage)
+        self.chain_start = chain_start_step(cfg.layer_steps, cfg.chain_fraction)  # None: never chained
+        self.precision = precision_for(self.device, cfg.precision)
+        self.scaler = self.precision.grad_scaler(self.device.type)  # fp16 only
+        if rank_and_world()[0] == 0:
+            print(self.precision.describe())
         self.history: list[dict] = []
         self._upstream: dict[bytes, torch.Tensor] = {}  # token ids -> (512, T) frozen features (style-free)
         self.log = RunLog(self.out)
+
+    def plan_chain(self, layer_steps: int) -> int | None:
+        """Fix the first chained step from a planned number of layer-matching steps, before training reaches
+        it (the recipe calls this once, after calibration). Later re-planning leaves it where it is."""
+        start = chain_start_step(layer_steps, self.cfg.chain_fraction)
+        if self.chain_start is not None and self.step > self.chain_start:
+            raise ValueError(f"layer matching has been chained since step {self.chain_start}: it stays so")
+        if start is not None and start < self.step:
+            raise ValueError(f"cannot chain from step {start}: the run is at step {self.step} already")
+        self.chain_start = start
+        return start
+
+    def chained(self) -> bool:
+        """Whether the current layer-matching step feeds each block the student's own input."""
+        return self.chain_start is not None and self.step >= self.chain_start
 
     # ---- modes -------------------------------------------------------------------------------------
     def _train_mode(self) -> None:
@@ -151,8 +188,7 @@ class Trainer:
     # ---- data --------------------------------------------------------------------------------------
     def _batches(self, epoch: int) -> list[list[int]]:
         batches = bucketed_batches([len(it) for it in self.items], self.cfg.batch_size, self.cfg.seed, epoch)
-        rank, world = rank_and_world()
-        return batches[rank::world] if world > 1 else batches
+        return D.shard(batches, *rank_and_world())  # every rank the same number: the tail is dropped
 
     def _next_batch(self) -> Batch:
         batches = self._batches(self.epoch)
@@ -190,15 +226,16 @@ class Trainer:
         if cfg.stage == "distill" and self.step < cfg.layer_steps:  # phase 1: each block vs its LSTM layer
             if rank_and_world()[1] > 1:
                 raise NotImplementedError("the layer-matching phase runs in one process (layer_steps=0 under torchrun)")
-            trace = teacher_trace(self.teacher, batch.d_en, s, batch.lengths, batch.pad)
-            chained = self.step >= (1 - cfg.chain_fraction) * cfg.layer_steps if cfg.chain_fraction else False
+            with fp32(self.device):  # the teacher's layer outputs are targets: never in reduced precision
+                trace = teacher_trace(self.teacher, batch.d_en, s, batch.lengths, batch.pad)
+            chained = self.chained()
             layer = layer_match_loss(model.predictor.text_encoder, trace, s, batch.lengths, batch.pad, chained)
-            return cfg.w_layer * layer, {"layer": float(layer.detach())}
+            return cfg.w_layer * layer, {"layer": float(layer.detach()), "chained": float(chained)}
         d_s = encode(model, batch.d_en, s, batch.lengths, batch.pad, encoder=self.student)  # (B, T, 640)
         logits_s = duration_logits(model, d_s, batch.lengths)  # (B, T, 50)
         terms: dict[str, torch.Tensor] = {}
         if cfg.stage == "distill":
-            with torch.no_grad():
+            with torch.no_grad(), fp32(self.device):  # targets: fp32, outside the student's autocast
                 d_t = encode(model, batch.d_en, s, batch.lengths, batch.pad, encoder=self.teacher)  # (B, T, 640)
                 logits_t = duration_logits(model, d_t, batch.lengths)
                 dur = durations_from_logits(logits_t)  # (B, T) the teacher's alignment
@@ -216,7 +253,7 @@ class Trainer:
             n = int(batch.lengths[b])
             f0_s, n_s = f0_energy(model, d_s[b, :n], dur[b, :n], s[b : b + 1])  # (2F,)
             if cfg.stage == "distill":
-                with torch.no_grad():
+                with torch.no_grad(), fp32(self.device):
                     f0_t, n_t = f0_energy(model, d_t[b, :n], dur[b, :n], s[b : b + 1])
             else:
                 f0_t = torch.as_tensor(batch.items[b].f0, device=self.device)
@@ -247,8 +284,7 @@ class Trainer:
     def train_step(self) -> dict | None:
         self._train_mode()
         batch = self._next_batch()
-        use_bf16 = self.cfg.bf16 and self.device.type == "cuda"
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_bf16):
+        with self.precision.autocast(self.device.type):
             loss, terms = self.compute_loss(batch)
         self.step += 1
         if not D.all_finite(loss):  # decided on every rank together
@@ -267,11 +303,18 @@ class Trainer:
             return None
         self.bad_steps = 0
         self.opt.zero_grad(set_to_none=True)
-        loss.backward()  # under DDP, the student's gradients arrive averaged over the ranks
+        # under DDP, the student's gradients arrive averaged over the ranks; fp16: scaled, unscaled before clipping
+        (loss if self.scaler is None else self.scaler.scale(loss)).backward()
         D.average_gradients(self.model, self.student)  # trainable parameters outside the student, if any
+        if self.scaler is not None:
+            self.scaler.unscale_(self.opt)
         params = [p for p in self.model.parameters() if p.requires_grad]
         gnorm = float(torch.nn.utils.clip_grad_norm_(params, self.cfg.grad_clip))
-        self.opt.step()
+        if self.scaler is None:
+            self.opt.step()
+        else:  # skips the update when fp16 gradients overflowed, and adapts the scale
+            self.scaler.step(self.opt)
+            self.scaler.update()
         self.sched.step()
         return {
             "step": self.step,
@@ -293,6 +336,8 @@ class Trainer:
             "epoch": self.epoch,
             "batch_in_epoch": self.batch_in_epoch,
             "kept": self.kept.state_dict(),
+            "chain_start": self.chain_start,
+            "scaler": self.scaler.state_dict() if self.scaler is not None else None,
             "rng": rng_state(),
             "config": dataclasses.asdict(self.cfg),
             "run": R.identity(self),  # stage, design, data, schedule: what resume must match
@@ -310,6 +355,10 @@ class Trainer:
         self.sched.load_state_dict(state["scheduler"])
         self.step, self.epoch, self.batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
         self.kept.load_state_dict(state.get("kept"))
+        if "chain_start" in state:  # decided when the run started: the checkpoint's decision holds
+            self.chain_start = state["chain_start"]
+        if self.scaler is not None and state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
         rngs = state.get("rng_by_rank") or []  # one per process under torchrun
         set_rng_state(rngs[rank_and_world()[0]] if len(rngs) == rank_and_world()[1] else state["rng"])
 
