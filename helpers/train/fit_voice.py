@@ -35,6 +35,7 @@ from torch import nn
 
 from helpers.kokoro.forward import duration_logits, encode, f0_energy, style_for, upstream_features
 from helpers.train import losses as L
+from helpers.train.fit_state import FitResume, fit_identity
 from helpers.train.items import TrainItem, as_train_items, collate, prosody_mask
 
 
@@ -136,8 +137,10 @@ def _held_out(model, clips: list[_Clip], pack: torch.Tensor, cfg: FitVoiceConfig
     return {f"val_{k}": float(np.mean([r[k] for r in rows])) for k in rows[0]}
 
 
-def _descend(model, train: list[_Clip], val: list[_Clip], base: torch.Tensor, cfg: FitVoiceConfig, progress: bool):
-    """Adam on the offset, epoch by epoch, with early stopping: (best offset (256,), one row per epoch)."""
+def _descend(model, train: list[_Clip], val: list[_Clip], base: torch.Tensor, cfg: FitVoiceConfig, progress: bool,
+             resume: FitResume | None = None):  # fmt: skip
+    """Adam on the offset, epoch by epoch, with early stopping: (best offset (256,), one row per epoch).
+    `resume`: the state is saved there after every epoch, and a saved one is continued (helpers.train.fit_state)."""
     from tqdm.auto import tqdm
 
     offset = torch.zeros(256, device=base.device, requires_grad=True)
@@ -145,7 +148,10 @@ def _descend(model, train: list[_Clip], val: list[_Clip], base: torch.Tensor, cf
     best = {"epoch": 0, **_held_out(model, val, base, cfg)}  # the stock pack: what fitting must beat
     best_offset, since_best, rows = offset.detach().clone(), 0, [best]
     order = np.random.default_rng(cfg.seed)
-    bar = tqdm(range(1, cfg.epochs + 1), desc="fit_voice", disable=not progress)
+    first = 1
+    if resume is not None and (saved := resume.restore(offset, opt, order)) is not None:  # resume hook
+        first, best, best_offset, since_best, rows = saved
+    bar = tqdm(range(first, cfg.epochs + 1), desc="fit_voice", disable=not progress)
     for epoch in bar:
         losses = []
         for i in order.permutation(len(train)):
@@ -161,6 +167,8 @@ def _descend(model, train: list[_Clip], val: list[_Clip], base: torch.Tensor, cf
         else:
             since_best += 1
         bar.set_postfix(val=f"{row['val_loss']:.3f}", best=f"{best['val_loss']:.3f}")
+        if resume is not None:  # resume hook: this epoch's state, atomically
+            resume.save(epoch, offset, opt, order, best, best_offset, since_best, rows, base)
         if since_best >= cfg.patience:
             break
     bar.close()
@@ -174,13 +182,15 @@ def fit_voice(
     start: str | torch.Tensor | None = None,
     history: list[dict] | None = None,
     progress: bool = True,
+    state_path: str | Path | None = None,
 ) -> torch.Tensor:
     """A voice pack [510, 1, 256] float32 fitted to the speaker of `dataset` (see the module docstring).
 
     `dataset`: prepare_dataset's result (train/val ItemTargets) or a (train, val) pair of items with targets.
     `start`: the stock pack's name or a pack; default the dataset's reference voice. `history`, when given,
     receives one row per epoch (epoch 0: the start pack). The model is left as it was, and so is torch's
-    RNG (crops and decoder noise are drawn from cfg.seed).
+    RNG (crops and decoder noise are drawn from cfg.seed). `state_path`: a file the state is saved to after
+    every epoch, and continued from when it exists (helpers.train.fit_state; another fit's state is refused).
     """
     cfg = cfg or FitVoiceConfig()
     model = getattr(kokoro, "model", kokoro)
@@ -207,7 +217,10 @@ def fit_voice(
             with torch.no_grad():
                 train = [_Clip(model, it, device) for it in train_items]
                 val = [_Clip(model, it, device) for it in val_items]
-            best_offset, rows = _descend(model, train, val, base, cfg, progress)
+            ids = ([it.id for it in train_items], [it.id for it in val_items])  # resume hook
+            resume = None if state_path is None else FitResume(state_path, fit_identity(
+                cfg, *ids, base, getattr(kokoro, "source", "")), cfg.patience)  # fmt: skip
+            best_offset, rows = _descend(model, train, val, base, cfg, progress, resume)
     finally:
         for n, p in model.named_parameters():
             p.requires_grad_(flags[n])
@@ -257,12 +270,14 @@ def fitted_voice(
     if path.is_file():
         return read_pack_file(path), path
     history: list[dict] = []
-    pack = fit_voice(kokoro, dataset, cfg, start=start, history=history, progress=progress)
+    state = path.with_name(path.stem + ".fitstate.safetensors")  # resume hook: an interrupted fit continues
+    pack = fit_voice(kokoro, dataset, cfg, start=start, history=history, progress=progress, state_path=state)
     best = min(history, key=lambda r: r["val_loss"])
     meta = {"start": start, "data": name, "weights": str(getattr(kokoro, "source", "")), "best_epoch": str(best["epoch"]),
             "val_loss_start": f"{history[0]['val_loss']:.4f}", "val_loss_best": f"{best['val_loss']:.4f}"}  # fmt: skip
     tmp = save_pack(pack, path.with_name(path.stem + ".part.safetensors"), meta)
     tmp.replace(path)  # atomic: an interrupted fit leaves no half-written voice behind
+    state.unlink(missing_ok=True)  # resume hook: the finished voice replaces its resume state
     return pack, path
 
 
@@ -300,7 +315,8 @@ def main(argv: list[str] | None = None) -> Path:
     cfg = config_from_args(args)
     history: list[dict] = []
     start = args.start or reference_voice_of(data)
-    pack = fit_voice(kokoro, data, cfg, start=start, history=history)
+    state = Path(args.out).with_suffix(".fitstate.safetensors")  # resume hook: rerun the command to continue
+    pack = fit_voice(kokoro, data, cfg, start=start, history=history, state_path=state)
     meta = {"start": start, "data": str(args.data), "weights": kokoro.source, "epochs": str(len(history) - 1),
             "val_loss_start": f"{history[0]['val_loss']:.4f}",
             "val_loss_best": f"{min(r['val_loss'] for r in history):.4f}"}  # fmt: skip
