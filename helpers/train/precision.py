@@ -89,3 +89,27 @@ def precision_for(device: str | torch.device, requested: str = "auto") -> Precis
     """`choose_precision` for a real device, asking torch whether its bf16 is native."""
     device = torch.device(device)
     return choose_precision(device.type, bf16_native(device), requested)
+
+
+def fp32(device: torch.device):
+    """A block that runs in fp32 even inside the training step's autocast (the teacher, its durations)."""
+    return torch.autocast(device.type, enabled=False)
+
+
+def backward(loss: torch.Tensor, scaler: torch.amp.GradScaler | None) -> None:
+    """loss.backward(), the loss scaled first under fp16 (its small gradients would underflow)."""
+    (loss if scaler is None else scaler.scale(loss)).backward()
+
+
+def clip_and_step(opt, params, max_norm: float, scaler: torch.amp.GradScaler | None) -> float:
+    """Clip the (unscaled) gradients to `max_norm`, take the optimizer step; returns the gradient norm. With a
+    scaler, a step whose fp16 gradients overflowed is skipped and the scale adapts."""
+    if scaler is not None:
+        scaler.unscale_(opt)
+    gnorm = float(torch.nn.utils.clip_grad_norm_(params, max_norm))
+    if scaler is None:
+        opt.step()
+    else:
+        scaler.step(opt)
+        scaler.update()
+    return gnorm

@@ -18,15 +18,10 @@ features, durations and F0/N (helpers.train.losses). Stage 2 ("finetune") compar
 same-recipe LSTM control: an un-operated model, whose DurationEncoder's own BiLSTMs are the student (peft).
 Every `eval_every` steps the held-out items are scored; the adapter keeps the best step (helpers.train.selection).
 
-Arithmetic (helpers.train.precision): on CUDA the student runs under bf16 autocast where the GPU has native bf16,
-else fp16 with a GradScaler; fp32 elsewhere; the choice is printed. The teacher's forwards and the durations
-rounded from its logits always run in fp32, outside the autocast: they are the targets.
-
-Layer matching (phase 1, `layer_steps`) is teacher-forced, then chained from `chain_start`: a step count
-decided when the Trainer is built (`(1 - chain_fraction) * layer_steps`), or once by `plan_chain` before the
-first layer-matching step (the recipe, after timing the machine). Re-planning `cfg.layer_steps` or
-`cfg.steps` later cannot move it, a checkpoint carries it, and every logged row says which mode it ran
-(column `chained`).
+Arithmetic (helpers.train.precision, printed): the student under bf16 autocast on GPUs with native bf16, fp16
+with a GradScaler on older ones, fp32 elsewhere; the teacher's forwards and durations always in fp32 (targets).
+Layer matching is teacher-forced, then chained from `chain_start`, a step fixed at the start (or once by
+`plan_chain`, the recipe's plan): re-planning cannot move it, checkpoints carry it, rows log it (`chained`).
 
 Runs the same in a notebook (`Trainer(...).fit()`) and in a terminal:
 
@@ -71,18 +66,12 @@ from helpers.train.items import (
     target_durations,
 )
 from helpers.train.layerwise import chain_start_step, layer_match_loss, teacher_trace
-from helpers.train.precision import precision_for
+from helpers.train.precision import backward, clip_and_step, fp32, precision_for
 from helpers.train.runlog import RunLog, rank_and_world, write_samples
 from helpers.train.selection import HeldOutBest, held_out_scores
 from helpers.transplant.adapters import save_adapter
 from helpers.transplant.peft import PeftConfig, freeze_for_peft, student_kind
 from helpers.transplant.surgery import encoder_design, same_design
-
-
-def fp32(device: torch.device):
-    """A block that runs in fp32 even inside the training step's autocast (the teacher, its durations)."""
-    return torch.autocast(device.type, enabled=False)
-
 
 # --------------------------------------------------------------------------------------------------------
 # The trainer
@@ -303,18 +292,10 @@ class Trainer:
             return None
         self.bad_steps = 0
         self.opt.zero_grad(set_to_none=True)
-        # under DDP, the student's gradients arrive averaged over the ranks; fp16: scaled, unscaled before clipping
-        (loss if self.scaler is None else self.scaler.scale(loss)).backward()
+        backward(loss, self.scaler)  # under DDP, the student's gradients arrive averaged over the ranks
         D.average_gradients(self.model, self.student)  # trainable parameters outside the student, if any
-        if self.scaler is not None:
-            self.scaler.unscale_(self.opt)
         params = [p for p in self.model.parameters() if p.requires_grad]
-        gnorm = float(torch.nn.utils.clip_grad_norm_(params, self.cfg.grad_clip))
-        if self.scaler is None:
-            self.opt.step()
-        else:  # skips the update when fp16 gradients overflowed, and adapts the scale
-            self.scaler.step(self.opt)
-            self.scaler.update()
+        gnorm = clip_and_step(self.opt, params, self.cfg.grad_clip, self.scaler)  # fp16: unscaled first
         self.sched.step()
         return {
             "step": self.step,
