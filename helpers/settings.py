@@ -11,7 +11,8 @@ anything but ``S.mode`` and the numbers derived here, so the same code runs in b
 
 Each mode has its own run folder, ``runs/ci/`` and ``runs/full/`` (checkpoints, adapters, reports), so a CI run
 never resumes or overwrites a full one. ``KOKORO_MAMBA_RUNS`` moves the ``runs/`` root and
-``KOKORO_MAMBA_CACHE`` the cache (the Colab set-up points both at Google Drive, so they survive a disconnect).
+``KOKORO_MAMBA_CACHE`` the cache (the Colab set-up points runs at Google Drive, so they survive a disconnect;
+the cache, with the raw LJSpeech, stays on the runtime's local disk).
 
 One more field, ``dataset``, names the recorded speech that notebooks 04 (prepare), 05 (stage 2) and 06 (held-out
 evaluation) all use, so the three agree: ``"starter"`` (the five LibriVox clips in ``data/librivox``),

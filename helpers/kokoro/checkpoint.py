@@ -5,7 +5,10 @@ The official `kokoro-v1_0.pth` (and the offline rebuild in helpers.kokoro.weight
     {"bert": state_dict, "bert_encoder": ..., "predictor": ..., "text_encoder": ..., "decoder": ...}
 
 saved from a DataParallel model, so keys may carry a `module.` prefix. Kokoro's own loader strips it and,
-when the strict load fails, retries with `strict=False`, which silently ignores any mismatch. Here instead:
+when the strict load fails, retries with `strict=False`, which silently ignores any mismatch. Here the same
+tolerance, said out loud: a key the model does not have (for example `bert.embeddings.position_ids`, a buffer
+older transformers versions saved and newer ones no longer keep) is reported and skipped; only keys the model
+needs and the file lacks stop the load.
 
     fetch(repo, file)        the file from the hub's cache (or the hub), with three distinct failures:
                              HubUnreachable (network / offline, not cached), HubFileMissing (the hub
@@ -14,8 +17,9 @@ when the strict load fails, retries with `strict=False`, which silently ignores 
     load_components(model, components)
                              every KModel key must be present, except those matching
                              weights.ALLOWED_ABSENT_KEYS (each with its reason): they keep their init
-                             value and are returned as the report. Any other missing or unexpected key,
-                             component or shape is an IncompatibleCheckpoint that names it.
+                             value and are reported. Keys and components the model does not have are
+                             skipped and reported (a warning names them). Any other missing key or
+                             component, and any shape mismatch, is an IncompatibleCheckpoint that names it.
 
 `hub_reachable` also tells scripts/colab_setup.py whether to install the offline payload.
 """
@@ -25,6 +29,8 @@ from __future__ import annotations
 import json
 import os
 import socket
+import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -124,23 +130,30 @@ def read_checkpoint(path: str | Path) -> dict[str, dict]:
     return {c: {k.removeprefix("module."): v for k, v in sd.items()} for c, sd in blob.items()}
 
 
-def check_components(
-    reference: dict, components: dict[str, dict], source: str = "checkpoint"
-) -> dict[str, str]:
+@dataclass
+class LoadReport:
+    """What a load left out: keys the file lacks but may (kept at init, with the reason), and keys of the file
+    the model does not have (skipped)."""
+
+    absent: dict[str, str] = field(default_factory=dict)  # {model key: why it may be absent}
+    skipped: list[str] = field(default_factory=list)  # file keys ('component.key') and components, unused
+
+
+def check_components(reference: dict, components: dict[str, dict], source: str = "checkpoint") -> LoadReport:
     """Compare `components` with a KModel state_dict (`reference`, flat keys such as 'predictor.lstm.bias_ih_l0').
 
-    Returns {key: reason} for the keys that are absent but allowed (weights.ALLOWED_ABSENT_KEYS).
-    Raises IncompatibleCheckpoint naming every other missing or unexpected key and every shape mismatch.
+    Returns the report: the keys that are absent but allowed (weights.ALLOWED_ABSENT_KEYS), and the keys and
+    components of the file the model does not have (to be skipped, as kokoro's own strict=False load does).
+    Raises IncompatibleCheckpoint naming every other missing key or component and every shape mismatch.
     """
     problems = []
     missing_components = [c for c in COMPONENTS if c not in components]
     extra_components = [c for c in components if c not in COMPONENTS]
     if missing_components:
         problems.append(f"components missing: {missing_components}")
-    if extra_components:
-        problems.append(f"unexpected components: {extra_components}")
     flat = {f"{c}.{k}": v for c, sd in components.items() if c in COMPONENTS for k, v in sd.items()}
-    allowed, missing = {}, []
+    report = LoadReport(skipped=[k for k in flat if k not in reference] + extra_components)
+    missing = []
     for key in reference:
         if key in flat or key.split(".", 1)[0] in missing_components:
             continue
@@ -148,38 +161,41 @@ def check_components(
         if reason is None:
             missing.append(key)
         else:
-            allowed[key] = reason
-    unexpected = [k for k in flat if k not in reference]
+            report.absent[key] = reason
     shapes = [
         f"{k}: {tuple(flat[k].shape)} vs the model's {tuple(reference[k].shape)}"
         for k in flat
         if k in reference and tuple(flat[k].shape) != tuple(reference[k].shape)
     ]
-    for what, keys in (
-        ("missing keys", missing),
-        ("unexpected keys", unexpected),
-        ("shape mismatches", shapes),
-    ):
+    for what, keys in (("missing keys", missing), ("shape mismatches", shapes)):
         if keys:
             more = f" (and {len(keys) - 10} more)" if len(keys) > 10 else ""
             problems.append(f"{len(keys)} {what}: {', '.join(keys[:10])}{more}")
     if problems:
         raise IncompatibleCheckpoint(f"{source} does not fit this Kokoro model: " + "; ".join(problems))
-    return allowed
+    return report
 
 
-def load_components(model, components: dict[str, dict], source: str = "checkpoint") -> dict[str, str]:
-    """Check `components` (see check_components), then load them; allowed-absent keys keep their init value.
+def load_components(model, components: dict[str, dict], source: str = "checkpoint") -> LoadReport:
+    """Check `components` (see check_components), then load them: allowed-absent keys keep their init value,
+    keys the model does not have are skipped with a warning that names them.
 
-    Returns the report {key: reason} of the keys kept at init, so callers can show it (LoadedKokoro.absent_keys).
+    Returns the report, so callers can show it (LoadedKokoro.absent_keys, LoadedKokoro.skipped_keys).
     """
     current = model.state_dict()
-    absent = check_components(current, components, source)
+    report = check_components(current, components, source)
+    if report.skipped:
+        more = f" (and {len(report.skipped) - 10} more)" if len(report.skipped) > 10 else ""
+        warnings.warn(
+            f"{source}: skipped {len(report.skipped)} entries this Kokoro model does not have: "
+            f"{', '.join(report.skipped[:10])}{more}",
+            stacklevel=2,
+        )
     for comp in COMPONENTS:
-        full = dict(components[comp])
-        for key in absent:
+        full = {k: v for k, v in components[comp].items() if f"{comp}.{k}" in current}
+        for key in report.absent:
             c, rest = key.split(".", 1)
             if c == comp:
                 full[rest] = current[key]
         getattr(model, comp).load_state_dict(full, strict=True)
-    return absent
+    return report

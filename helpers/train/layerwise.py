@@ -15,6 +15,8 @@ then close the remaining gap, where the student's own inputs differ slightly fro
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
@@ -70,3 +72,13 @@ def layer_match_loss(
         total = total + ((y - y_t).square() * keep).sum() / n
         h_own = torch.cat([y, sx], dim=-1) * keep  # (B, T, 640) the student's own input to the next block
     return total / len(trace)
+
+
+def chain_start_step(layer_steps: int, chain_fraction: float) -> int | None:
+    """The first chained layer-matching step: the last `chain_fraction` of `layer_steps` are chained.
+    None when nothing is chained (chain_fraction 0, or no layer matching)."""
+    if not 0.0 <= chain_fraction <= 1.0:
+        raise ValueError(f"chain_fraction must be in [0, 1], got {chain_fraction}")
+    if chain_fraction == 0 or layer_steps <= 0:
+        return None
+    return math.ceil((1 - chain_fraction) * layer_steps)

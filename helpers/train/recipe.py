@@ -17,6 +17,8 @@ What it does, and why (the measurements are in results/distill-cpu/README.md):
   (helpers.train.layerwise) - no backward through the frozen heads, one signal per layer - for the first half on
   the teacher's inputs, for the second half (`chain_fraction` 0.5) on the student's own previous outputs, as at
   inference (run F against the teacher-forced run D: drift 44.7 vs 51.4 ms, F0 7.9 vs 8.6 Hz at 60 minutes).
+  The switch step is fixed once the plan is made (`Trainer.plan_chain`; the calibration steps are
+  teacher-forced), so re-planning moves the end of training, never the switch back and forth;
   Measured against the alternative (results/distill-cpu/README.md, "Variants"): switching to the end-to-end
   losses (features, durations L1 + BCE + the drift loss on token edges, F0/N on one item per batch) halfway
   made every held-out figure worse within ~15 steps, and so did an end-to-end finish from the trained adapter
@@ -255,8 +257,10 @@ def _run(out, minutes, milestones, lr, layer_fraction, batch_size, prosody_items
     # keeps this fitted to the measured speed as the run goes
     n = int(remaining / (layer_fraction * t1 + (1 - layer_fraction) * t2)) + trainer.step
     cfg.steps, cfg.layer_steps = n, max(calibration_steps, int(layer_fraction * n))
+    chain_start = trainer.plan_chain(cfg.layer_steps)  # fixed now: Milestones.replan cannot move it
     ms.sec = {"phase1": t1, "phase2": t2}
-    print(f"calibration: phase 1 {t1:.2f} s/step, phase 2 {t2:.2f} s/step -> {n} steps planned", flush=True)
+    print(f"calibration: phase 1 {t1:.2f} s/step, phase 2 {t2:.2f} s/step -> {n} steps planned, layer matching "
+          f"chained from step {chain_start}", flush=True)  # fmt: skip
     trainer.fit(progress=True)
     if ms.todo:
         ms.evaluate(trainer, ms.train_seconds())
@@ -271,6 +275,7 @@ def _run(out, minutes, milestones, lr, layer_fraction, batch_size, prosody_items
         "weights": kokoro.source,
         "config": dataclasses.asdict(cfg),
         "steps": trainer.step,
+        "chain_start": trainer.chain_start,
         "train_minutes": round(ms.train_seconds() / 60, 2),
         "eval_minutes": round(ms.paused / 60, 2),
         "step_seconds": {"phase1": round(t1, 3), "phase2": round(t2, 3)},

@@ -15,6 +15,7 @@ FIELDS = [
     "step",
     "loss",
     "layer",
+    "chained",
     "feature",
     "dur_l1",
     "dur_bce",

@@ -18,6 +18,11 @@ features, durations and F0/N (helpers.train.losses). Stage 2 ("finetune") compar
 same-recipe LSTM control: an un-operated model, whose DurationEncoder's own BiLSTMs are the student (peft).
 Every `eval_every` steps the held-out items are scored; the adapter keeps the best step (helpers.train.selection).
 
+Arithmetic (helpers.train.precision, printed): the student under bf16 autocast on GPUs with native bf16, fp16
+with a GradScaler on older ones, fp32 elsewhere; the teacher's forwards and durations always in fp32 (targets).
+Layer matching is teacher-forced, then chained from `chain_start`, a step fixed at the start (or once by
+`plan_chain`, the recipe's plan): re-planning cannot move it, checkpoints carry it, rows log it (`chained`).
+
 Runs the same in a notebook (`Trainer(...).fit()`) and in a terminal:
 
     python -m helpers.train --stage distill --steps 3000 --out runs/distill
@@ -61,7 +66,8 @@ from helpers.train.items import (
     restyle,
     target_durations,
 )
-from helpers.train.layerwise import layer_match_loss, teacher_trace
+from helpers.train.layerwise import chain_start_step, layer_match_loss, teacher_trace
+from helpers.train.precision import backward, clip_and_step, fp32, precision_for
 from helpers.train.runlog import RunLog, rank_and_world, write_samples
 from helpers.train.selection import HeldOutBest, held_out_scores
 from helpers.transplant.adapters import save_adapter
@@ -134,9 +140,29 @@ class Trainer:
         self.ckpt = CheckpointManager(self.out / "checkpoints", keep_last=cfg.keep_last)
         self.step, self.epoch, self.batch_in_epoch = 0, 0, 0
         self.bad_steps, self.kept = 0, HeldOutBest(cfg.stage)
+        self.chain_start = chain_start_step(cfg.layer_steps, cfg.chain_fraction)  # None: never chained
+        self.precision = precision_for(self.device, cfg.precision)
+        self.scaler = self.precision.grad_scaler(self.device.type)  # fp16 only
+        if rank_and_world()[0] == 0:
+            print(self.precision.describe())
         self.history: list[dict] = []
         self._upstream: dict[bytes, torch.Tensor] = {}  # token ids -> (512, T) frozen features (style-free)
         self.log = RunLog(self.out)
+
+    def plan_chain(self, layer_steps: int) -> int | None:
+        """Fix the first chained step from a planned number of layer-matching steps, before training reaches
+        it (the recipe calls this once, after calibration). Later re-planning leaves it where it is."""
+        start = chain_start_step(layer_steps, self.cfg.chain_fraction)
+        if self.chain_start is not None and self.step > self.chain_start:
+            raise ValueError(f"layer matching has been chained since step {self.chain_start}: it stays so")
+        if start is not None and start < self.step:
+            raise ValueError(f"cannot chain from step {start}: the run is at step {self.step} already")
+        self.chain_start = start
+        return start
+
+    def chained(self) -> bool:
+        """Whether the current layer-matching step feeds each block the student's own input."""
+        return self.chain_start is not None and self.step >= self.chain_start
 
     # ---- modes -------------------------------------------------------------------------------------
     def _train_mode(self) -> None:
@@ -153,8 +179,7 @@ class Trainer:
     # ---- data --------------------------------------------------------------------------------------
     def _batches(self, epoch: int) -> list[list[int]]:
         batches = bucketed_batches([len(it) for it in self.items], self.cfg.batch_size, self.cfg.seed, epoch)
-        rank, world = rank_and_world()
-        return batches[rank::world] if world > 1 else batches
+        return D.shard(batches, *rank_and_world())  # every rank the same number: the tail is dropped
 
     def _next_batch(self) -> Batch:
         batches = self._batches(self.epoch)
@@ -192,15 +217,16 @@ class Trainer:
         if cfg.stage == "distill" and self.step < cfg.layer_steps:  # phase 1: each block vs its LSTM layer
             if rank_and_world()[1] > 1:
                 raise NotImplementedError("the layer-matching phase runs in one process (layer_steps=0 under torchrun)")
-            trace = teacher_trace(self.teacher, batch.d_en, s, batch.lengths, batch.pad)
-            chained = self.step >= (1 - cfg.chain_fraction) * cfg.layer_steps if cfg.chain_fraction else False
+            with fp32(self.device):  # the teacher's layer outputs are targets: never in reduced precision
+                trace = teacher_trace(self.teacher, batch.d_en, s, batch.lengths, batch.pad)
+            chained = self.chained()
             layer = layer_match_loss(model.predictor.text_encoder, trace, s, batch.lengths, batch.pad, chained)
-            return cfg.w_layer * layer, {"layer": float(layer.detach())}
+            return cfg.w_layer * layer, {"layer": float(layer.detach()), "chained": float(chained)}
         d_s = encode(model, batch.d_en, s, batch.lengths, batch.pad, encoder=self.student)  # (B, T, 640)
         logits_s = duration_logits(model, d_s, batch.lengths)  # (B, T, 50)
         terms: dict[str, torch.Tensor] = {}
         if cfg.stage == "distill":
-            with torch.no_grad():
+            with torch.no_grad(), fp32(self.device):  # targets: fp32, outside the student's autocast
                 d_t = encode(model, batch.d_en, s, batch.lengths, batch.pad, encoder=self.teacher)  # (B, T, 640)
                 logits_t = duration_logits(model, d_t, batch.lengths)
                 dur = durations_from_logits(logits_t)  # (B, T) the teacher's alignment
@@ -218,7 +244,7 @@ class Trainer:
             n = int(batch.lengths[b])
             f0_s, n_s = f0_energy(model, d_s[b, :n], dur[b, :n], s[b : b + 1])  # (2F,)
             if cfg.stage == "distill":
-                with torch.no_grad():
+                with torch.no_grad(), fp32(self.device):
                     f0_t, n_t = f0_energy(model, d_t[b, :n], dur[b, :n], s[b : b + 1])
             else:
                 f0_t = torch.as_tensor(batch.items[b].f0, device=self.device)
@@ -249,8 +275,7 @@ class Trainer:
     def train_step(self) -> dict | None:
         self._train_mode()
         batch = self._next_batch()
-        use_bf16 = self.cfg.bf16 and self.device.type == "cuda"
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_bf16):
+        with self.precision.autocast(self.device.type):
             loss, terms = self.compute_loss(batch)
         self.step += 1
         if not D.all_finite(loss):  # decided on every rank together
@@ -269,11 +294,10 @@ class Trainer:
             return None
         self.bad_steps = 0
         self.opt.zero_grad(set_to_none=True)
-        loss.backward()  # under DDP, the student's gradients arrive averaged over the ranks
+        backward(loss, self.scaler)  # under DDP, the student's gradients arrive averaged over the ranks
         D.average_gradients(self.model, self.student)  # trainable parameters outside the student, if any
         params = [p for p in self.model.parameters() if p.requires_grad]
-        gnorm = float(torch.nn.utils.clip_grad_norm_(params, self.cfg.grad_clip))
-        self.opt.step()
+        gnorm = clip_and_step(self.opt, params, self.cfg.grad_clip, self.scaler)  # fp16: unscaled first
         self.sched.step()
         return {
             "step": self.step,
@@ -295,6 +319,8 @@ class Trainer:
             "epoch": self.epoch,
             "batch_in_epoch": self.batch_in_epoch,
             "kept": self.kept.state_dict(),
+            "chain_start": self.chain_start,
+            "scaler": self.scaler.state_dict() if self.scaler is not None else None,
             "rng": rng_state(),
             "config": dataclasses.asdict(self.cfg),
             "run": R.identity(self),  # stage, design, data, schedule: what resume must match
@@ -312,6 +338,10 @@ class Trainer:
         self.sched.load_state_dict(state["scheduler"])
         self.step, self.epoch, self.batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
         self.kept.load_state_dict(state.get("kept"))
+        if "chain_start" in state:  # decided when the run started: the checkpoint's decision holds
+            self.chain_start = state["chain_start"]
+        if self.scaler is not None and state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
         rngs = state.get("rng_by_rank") or []  # one per process under torchrun
         set_rng_state(rngs[rank_and_world()[0]] if len(rngs) == rank_and_world()[1] else state["rng"])
 

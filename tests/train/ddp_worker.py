@@ -25,9 +25,10 @@ from helpers.transplant.surgery import SurgeryConfig, replace_duration_encoder
 # no dropout: the ranks and the single-process reference then draw no random masks, so they can agree exactly
 SURGERY = SurgeryConfig(n_layers=1, d_state=4, expand=1, dropout=0.0)
 BATCH = 1  # per process: rank r takes batches r, r + 2, ...; the reference takes two at once
+N_ITEMS = 9  # odd: 9 batches do not divide over 2 ranks; the ninth is dropped, so each rank's epoch is 4 steps
 
 
-def items(n: int = 8, length: int = 10, seed: int = 0) -> list[TrainItem]:
+def items(n: int = N_ITEMS, length: int = 10, seed: int = 0) -> list[TrainItem]:
     """Sentences of equal length: then a mean over a concatenated batch equals the mean of the batch means."""
     g = np.random.default_rng(seed)
     return [
@@ -81,7 +82,8 @@ def main(out: Path, steps: int) -> None:
     grads = record_first_gradients(tr)
     tr.fit(progress=False)
     seconds = [r["sec_per_step"] for r in tr.history]
-    result = {"weights": trainable(tr), "first_gradients": grads, "sec_per_step": seconds, "world": world}
+    result = {"weights": trainable(tr), "first_gradients": grads, "sec_per_step": seconds, "world": world,
+              "position": torch.tensor([tr.epoch, tr.batch_in_epoch])}  # fmt: skip
     torch.save(result, out / f"rank{rank}.pt")
     # an interruption after steps // 2 leaves that checkpoint behind: a new Trainer resumes from it
     if rank == 0:

@@ -1,6 +1,8 @@
 """Multi-process training on PyTorch's engine: two CPU processes under torchrun (gloo) average their gradients
 through DistributedDataParallel, stay identical, match one process on the concatenated batches, write from
-rank 0 only, and resume exactly."""
+rank 0 only, and resume exactly - with an item count that does not divide over the ranks (9 items, 2 ranks:
+the tail batch is dropped, so both ranks turn the epoch at the same step), and a checkpoint taken after the
+first epoch boundary, where uneven shards would have put the ranks at different positions."""
 
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKER = Path(__file__).with_name("ddp_worker.py")
-STEPS = 4
+STEPS = 10  # 4 steps per epoch and rank: the halfway checkpoint (step 5) lies in the second epoch
 
 
 def _worker_module():
@@ -89,3 +91,19 @@ def test_only_rank_zero_writes_and_resume_under_torchrun_is_exact(two_ranks):
         resumed = torch.load(two_ranks / f"resumed_rank{rank}.pt", weights_only=True)["weights"]
         for name, w in full.items():
             assert torch.equal(resumed[name], w), f"rank {rank}: {name} differs after resume"
+
+
+def test_uneven_items_give_every_rank_the_same_batches_per_epoch(two_ranks):
+    positions = [torch.load(two_ranks / f"rank{r}.pt", weights_only=True)["position"] for r in (0, 1)]
+    assert positions[0].tolist() == positions[1].tolist() == [2, 2], "10 steps of 4 per epoch: epoch 2, batch 2"
+
+
+def test_shard_drops_the_tail_and_refuses_too_few_batches():
+    from helpers.train.distributed import shard
+
+    batches = [[i] for i in range(9)]
+    shards = [shard(batches, r, 2) for r in (0, 1)]
+    assert shards == [[[0], [2], [4], [6]], [[1], [3], [5], [7]]]
+    assert shard(batches, 0, 1) == batches and [len(shard(batches, r, 4)) for r in range(4)] == [2] * 4
+    with pytest.raises(ValueError, match="3 batches per epoch cannot feed 4 processes"):
+        shard(batches[:3], 0, 4)
