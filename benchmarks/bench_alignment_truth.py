@@ -43,12 +43,12 @@ def cached_items(cache: Path) -> list[ItemTargets]:
     return out
 
 
-def evaluate(items: list[ItemTargets], folder: Path, marks: bool = True, space: bool = True) -> dict:
+def evaluate(items: list[ItemTargets], folder: Path, space: bool = True) -> dict:
     """Per-clip comparisons of the prepared durations with the truth, and the word check's verdicts."""
     rows, unscored = [], []
     for tg in items:
         truth = read_timing(folder, tg.id)
-        spans = word_spans(tg.text, tg.phonemes, tg.durations, marks=marks, space=space)
+        spans = word_spans(tg.text, tg.phonemes, tg.durations, space=space)
         cmp = compare_words(spans, truth["words"], truth["phones"]) if spans else None
         if cmp is None:
             unscored.append(tg.id)
@@ -120,9 +120,8 @@ def main(argv=None) -> int:
         print(f"preparation: {time.perf_counter() - t0:.0f} s; voice {data.manifest['reference_voice']['voice']}")
         items = [ItemTargets.load(data.cache_dir / r["file"]) for r in data.manifest["items"]]
     print(f"{len(items)} prepared clips of {folder}")
-    report(evaluate(items, folder, False, False), "Word spans = phone tokens only (the word check's mapping), ms")
-    report(evaluate(items, folder, True, False), "Word spans = phone tokens + their stress/length marks, ms")
-    report(evaluate(items, folder), "Word spans = marks + the space token before the word, ms")
+    report(evaluate(items, folder, space=False), "Word spans = the word check's (phones and stress marks), ms")
+    report(evaluate(items, folder), "Word spans = the word check's + the space token before the word, ms")
     return 0
 
 

@@ -2,12 +2,12 @@
 
 The workbook's durations are per Kokoro token (BOS, phones, stress marks, spaces, punctuation, EOS). A word's
 span is that of its phonemized tokens: from the start of its first token to the end of its last
-(`helpers.data.wordcheck`'s mapping of misaki's word tokens to token indices, widened to the word's stress marks
-and the space before it); punctuation belongs to no word. The truth is Festival's word starts and ends
+(`helpers.data.wordcheck`'s mapping of misaki's word tokens to token indices, stress marks included, widened to
+the space before the word); punctuation belongs to no word. The truth is Festival's word starts and ends
 (`helpers.data.festival`): a word starts where its first phone starts and ends where its last phone ends, pauses
 being `pau` phones between words.
 
-    word_spans(text, phonemes, durations, marks=True, space=True) -> list[WordSpan] | None   # None: not misaki's
+    word_spans(text, phonemes, durations, space=True) -> list[WordSpan] | None   # None: not misaki's of text
     compare_words(spans, truth_words) -> dict | None                  # None: the word lists differ
         {"start_ms": (W,) signed errors (ours - truth), "end_ms": (W,), "words": [...], "pause_after": (W,) bool}
     summarize(errors_ms) -> dict(mean_ms, median_ms, p95_ms, within_20, within_50, n)   # on |errors|
@@ -24,8 +24,6 @@ from helpers.data.wordcheck import _word_units
 from helpers.grid import FRAME_MS
 from helpers.kokoro.g2p import kokoro_vocab
 
-STRESS = "ˈˌ"  # stress marks: tokens with durations of their own, written before the stressed vowel
-
 
 @dataclass
 class WordSpan:
@@ -38,15 +36,12 @@ def _norm(word: str) -> str:
     return "".join(re.findall(r"[a-z0-9']+", word.lower()))
 
 
-def word_spans(
-    text: str, phonemes: str, durations: np.ndarray, marks: bool = True, space: bool = True
-) -> list[WordSpan] | None:
+def word_spans(text: str, phonemes: str, durations: np.ndarray, space: bool = True) -> list[WordSpan] | None:
     """Each word's start and end (ms) implied by per-token `durations` (T,) in 25 ms frames.
 
-    `marks`: a stress mark right before a word's first phone (``ˈɔl``) and a length mark after its last belong
-    to the word; Kokoro gives a stress mark 50-100 ms of the vowel's onset. `space`: the space token right
-    before a word belongs to it (Kokoro voices the next word's onset in it: benchmarks/README.md, "Alignment
-    against a speaker with known timing"). Both False: phones only (the word check's spans)."""
+    The word check's spans (first token: the stress mark before a stressed first vowel, ``ˈɔl``; last: the last
+    phone), plus, with `space`, the space token right before the word: Kokoro voices the next word's onset in it
+    (benchmarks/README.md, "Alignment against a speaker with known timing")."""
     units = _word_units(text, phonemes)
     if units is None:
         return None
@@ -55,10 +50,6 @@ def word_spans(
     edges = np.concatenate([[0], np.cumsum(durations)]) * FRAME_MS  # (T + 1,) ms
     spans = []
     for ws, t0, t1, _, _ in units:
-        while marks and t0 > 1 and chars[t0 - 1] in STRESS:
-            t0 -= 1
-        while marks and t1 + 1 < len(chars) - 1 and chars[t1 + 1] == "ː":
-            t1 += 1
         if space and t0 > 1 and chars[t0 - 1] == " ":
             t0 -= 1
         spans.append(WordSpan(list(ws), float(edges[t0]), float(edges[t1 + 1])))
