@@ -25,8 +25,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from helpers.data.align import DTWSettings, frame_db  # noqa: E402
 from helpers.data.festival import read_timing  # noqa: E402
 from helpers.data.prepare import ItemTargets  # noqa: E402
+from helpers.data.readers import read_dataset  # noqa: E402
 from helpers.data.recordings import prepare_recordings, recordings_config  # noqa: E402
 from helpers.data.truth import compare_words, summarize, word_spans  # noqa: E402
 from helpers.settings import Settings  # noqa: E402
@@ -93,12 +95,41 @@ def report(ev: dict, title: str) -> None:
         print(f"  |error| of flagged clips: mean {np.abs(e).mean():.1f} ms; of the others: {np.abs(ok).mean():.1f} ms")
 
 
+def onset_ms(y: np.ndarray) -> float:
+    """Where speech starts: the end of the leading frames below -50 dBFS (the DTW's reference-silence rule)."""
+    loud = np.flatnonzero(frame_db(y) >= DTWSettings().reference_silence_dbfs)
+    return float(loud[0] * 12.5) if len(loud) else float("nan")
+
+
+def kokoro_lead(kk, folder: Path, voice: str, n: int) -> None:
+    """Kokoro's own convention: where its audio starts vs where its durations say the first phone starts
+    (BOS's end), next to Festival's label vs its audio, on the first n sentences of the speaker."""
+    from helpers.data.audio import load_audio
+    from helpers.data.targets import voice_style
+    from helpers.kokoro.forward import synthesize_ids
+    from helpers.kokoro.g2p import phonemes_to_ids, phonemize
+
+    style = voice_style(kk, voice)
+    rows = []
+    for it in read_dataset(folder)[:n]:
+        ps = phonemize(it.tts_text)
+        out = synthesize_ids(kk.model, phonemes_to_ids(ps), style(ps), 1.0, 0)
+        k_lead = float(out["durations"][0]) * 25.0 - onset_ms(out["audio"].float().numpy())
+        f_lead = read_timing(folder, it.id)["words"][0][1] * 1000 - onset_ms(load_audio(it.wav_path).samples)
+        rows.append((k_lead, f_lead))
+    k, f = np.array(rows).T
+    print(f"\nfirst phone's start by the durations/labels minus the audio's onset (-50 dBFS), {len(k)} sentences:")
+    print(f"  Kokoro ({voice}): median {np.median(k):+.0f} ms (range {k.min():+.0f} to {k.max():+.0f})")
+    print(f"  Festival (slt):  median {np.median(f):+.0f} ms (range {f.min():+.0f} to {f.max():+.0f})")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", type=Path, default=None, help="the speaker folder (default <cache>/rehearsal-slt)")
     ap.add_argument("--limit", type=int, default=None, help="only the first N clips")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--from-cache", action="store_true", help="score what the cache holds now; prepare nothing")
+    ap.add_argument("--lead", type=int, default=0, help="also measure Kokoro's onset lead on N sentences")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     from helpers.kokoro.loading import load_kokoro
@@ -109,6 +140,7 @@ def main(argv=None) -> int:
         print(f"error: no speaker at {folder}: run scripts/make_rehearsal_speaker.py first", file=sys.stderr)
         return 2
     S = Settings.from_env(dataset=str(folder))
+    kk = None
     if args.from_cache:
         items = cached_items(Path(S.cache_dir) / "datasets" / folder.name)[: args.limit]
     else:
@@ -122,6 +154,9 @@ def main(argv=None) -> int:
     print(f"{len(items)} prepared clips of {folder}")
     report(evaluate(items, folder, space=False), "Word spans = the word check's (phones and stress marks), ms")
     report(evaluate(items, folder), "Word spans = the word check's + the space token before the word, ms")
+    if args.lead:
+        kk = kk or load_kokoro("offline-int8", verbose=False)
+        kokoro_lead(kk, folder, items[0].voice.removeprefix("voice:") if items else "bf_emma", args.lead)
     return 0
 
 
