@@ -8,7 +8,9 @@ mean, median and p95 absolute error in ms, % within 20 and 50 ms, over every wor
 next to the word check's verdicts.
 
     python scripts/make_rehearsal_speaker.py                 # once: the folder (1-2 minutes)
-    python benchmarks/bench_alignment_truth.py               # all clips: ~10 s a clip on 2 busy CPU cores, then cached
+    python benchmarks/bench_alignment_truth.py               # all clips: Kokoro's reference synthesis per clip, cached
+    python benchmarks/bench_alignment_truth.py --from-cache  # score what is prepared so far (seconds); --lead 8 adds
+                                                             # Kokoro's and Festival's onset conventions
     python benchmarks/bench_alignment_truth.py --limit 20
 """
 
