@@ -19,7 +19,9 @@ evaluation) all use, so the three agree: ``"starter"`` (the five LibriVox clips 
 ``"ljspeech"`` (LJSpeech 1.1 under the cache, as notebook 04 downloads it), or the path of any folder of
 (wav, txt) pairs or LJSpeech-shaped (``metadata.csv`` + ``wavs/``). ``"auto"`` (the default) takes
 ``KOKORO_MAMBA_DATASET`` when set; otherwise CI mode keeps the starter clips, and full mode takes LJSpeech when it
-is in the cache, else the starter clips. ``S.dataset_dir()`` resolves the name to a folder.
+is in the cache. ``S.dataset_dir()`` resolves the name to a folder. Full mode with nothing named and no LJSpeech
+stops there (`NoRecordings`, saying how to get data) instead of quietly training on the five starter clips;
+``"starter"`` named explicitly still runs them in full mode.
 """
 
 from __future__ import annotations
@@ -44,6 +46,25 @@ def runs_root() -> Path:
     """Where run folders live: $KOKORO_MAMBA_RUNS, else runs/ in the repository."""
     env = os.environ.get("KOKORO_MAMBA_RUNS")
     return Path(env).expanduser() if env else REPO_ROOT / "runs"  # '~/runs' is the home folder's, not ./~
+
+
+class NoRecordings(FileNotFoundError):
+    """Full mode was asked for recordings, but none are named and LJSpeech is not in the cache."""
+
+
+def no_recordings_message(ljspeech: Path, cache_dir: Path) -> str:
+    return (
+        "Full mode has no recordings to train on: KOKORO_MAMBA_DATASET (Settings.dataset) names none and LJSpeech "
+        f"is not in the cache ({ljspeech}). Full mode does not quietly fine-tune on the five starter clips. "
+        "Get data one of these ways, then run again:\n"
+        "  * LJSpeech 1.1 (2.6 GB, public domain): notebook 04 with GET_LJSPEECH = True (Colab), or "
+        "helpers.data.readers.download_ljspeech(S.cache_dir / 'ljspeech');\n"
+        "  * your own recordings: KOKORO_MAMBA_DATASET=/path/to/folder (metadata.csv + wavs/, or name.wav + "
+        "name.txt pairs);\n"
+        "  * offline, a speaker with known timing: sudo apt-get install -y festival festvox-us-slt-hts; "
+        f"python scripts/make_rehearsal_speaker.py; KOKORO_MAMBA_DATASET={Path(cache_dir) / 'rehearsal-slt'};\n"
+        "  * or, knowingly, KOKORO_MAMBA_DATASET=starter (five clips: a demonstration, not training data)."
+    )
 
 
 @dataclass
@@ -85,7 +106,9 @@ class Settings:
             name = os.environ.get("KOKORO_MAMBA_DATASET") or ("starter" if self.is_ci else "auto")
         ljspeech = Path(self.cache_dir) / "ljspeech" / "LJSpeech-1.1"  # where notebook 04 unpacks it
         if name == "auto":
-            return ljspeech if (ljspeech / "metadata.csv").is_file() else self.data_dir / "librivox"
+            if (ljspeech / "metadata.csv").is_file():
+                return ljspeech
+            raise NoRecordings(no_recordings_message(ljspeech, Path(self.cache_dir)))
         if name == "starter":
             return self.data_dir / "librivox"
         if name == "ljspeech":

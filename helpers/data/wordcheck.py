@@ -137,12 +137,15 @@ def _word_units(text: str, phonemes: str):
         if not phone_pos or a < lead:
             continue
         words = re.findall(r"[a-z0-9']+", tok.text.lower())
-        first, last = phone_pos[0], phone_pos[-1]
+        onset = phone_pos[0]
+        while onset > a and full[onset - 1] in "ˈˌ":  # "ˈɔl": Kokoro voices the vowel's onset in the stress mark
+            onset -= 1
+        first, last = onset, phone_pos[-1]
         while first > 0 and full[first - 1] in PUNCTUATION and full[first - 1] in vocab:
             first -= 1
         while last + 1 < len(full) and full[last + 1] in PUNCTUATION and full[last + 1] in vocab:
             last += 1
-        t0, t1 = int(tok_index[phone_pos[0]]), int(tok_index[phone_pos[-1]])
+        t0, t1 = int(tok_index[onset]), int(tok_index[phone_pos[-1]])
         units.append((words, t0, t1, int(tok_index[first]), int(tok_index[last])))
     return units
 
