@@ -12,7 +12,7 @@ can load it:
     -> waveform (600 F,) float32 at 24 kHz, durations (T,) int64 frames of 25 ms (F = their sum)
 
 What had to change for the export, and nothing else:
-* the selective scan runs as one ONNX Loop (`helpers.export.scan`), not a trace unrolled to one length;
+* the selective scan runs as one ONNX Loop (`helpers.mamba.scan_loop`), not a trace unrolled to one length;
 * the decoder's complex inverse STFT becomes real transposed convolutions (`RealISTFT`; ONNX has no
   complex tensors), swapped in for the export only;
 * the path is the one of `helpers.kokoro.forward` for one utterance, with the predictor LSTM run unpacked
@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from helpers.grid import SAMPLE_RATE
-from helpers.kokoro.forward import STYLE_DIM, alignment_from_durations, f0_energy, upstream_features
+from helpers.kokoro.forward import STYLE_DIM, alignment_from_durations, decode, f0_energy, upstream_features
 
 INPUTS = ("input_ids", "style", "speed")
 OUTPUTS = ("waveform", "durations")
@@ -63,20 +63,20 @@ class KokoroForExport(nn.Module):
         dur = torch.round(torch.sigmoid(logits).sum(-1) / speed).clamp(min=1).long()[0]  # (T,)
         f0, n = f0_energy(m, d[0], dur, s)  # (2F,) each
         aln = alignment_from_durations(dur)  # (T, F)
-        t_en = m.text_encoder(input_ids, lengths, pad)  # (1, 512, T)
-        asr = t_en @ aln.unsqueeze(0)  # (1, 512, F)
-        audio = m.decoder(asr, f0.reshape(1, -1), n.reshape(1, -1), style[:, :STYLE_DIM]).reshape(-1)
+        audio = decode(m, input_ids[0], aln, f0, n, style[:, :STYLE_DIM], seed=None)  # noise from the runtime
         return audio, dur  # (600 F,), (T,)
 
 
 class RealISTFT(nn.Module):
-    """torch.istft (center=True, onesided, the given window) with real tensors only: what ONNX can hold.
+    """Kokoro's `TorchSTFT` (torch.stft / torch.istft, center=True, one-sided) with real tensors only: what
+    ONNX can hold. Kokoro's decoder analyses its harmonic source with `transform` and ends in `inverse`.
 
-    Kokoro's decoder ends in `TorchSTFT.inverse(magnitude, phase)`, a complex `torch.istft`. Here each frame's
-    inverse real DFT times the window is one transposed convolution over (real, imag) with a fixed basis, and
-    the overlap-add is divided by the summed squared window, as torch.istft does. (Kokoro's own
-    `CustomSTFT` skips that normalisation and the one-sided bin weights: its audio is 3 dB MCD off
-    torch.istft's, so it is not used.) magnitude, phase (B, n_fft/2 + 1, frames) -> (B, 1, hop (frames - 1)).
+    transform: reflect-pad by n_fft/2, one strided convolution with the windowed DFT basis (cos, -sin) per
+    bin, then magnitude and atan2 phase: x (B, S) -> (B, bins, frames) twice.
+    inverse: each frame's inverse real DFT times the window is one transposed convolution over (real, imag),
+    and the overlap-add is divided by the summed squared window, as torch.istft does:
+    magnitude, phase (B, bins, frames) -> (B, 1, hop (frames - 1)). (Kokoro's own `CustomSTFT` skips that
+    normalisation and the one-sided bin weights: its audio is 3 dB MCD off torch's, so it is not used.)
     """
 
     def __init__(self, n_fft: int, hop: int, window: torch.Tensor):
@@ -92,7 +92,15 @@ class RealISTFT(nn.Module):
         self.register_buffer("basis_re", (weight * torch.cos(ang) / n_fft * win).float()[:, None, :])  # (bins, 1, n)
         self.register_buffer("basis_im", imag.float()[:, None, :])
         self.register_buffer("win_sq", (win**2).float().reshape(1, 1, -1))  # (1, 1, n)
+        fwd = torch.cat([torch.cos(ang) * win, -torch.sin(ang) * win])  # (2 bins, n): real, then imag rows
+        self.register_buffer("basis_fwd", fwd.float()[:, None, :])  # (2 bins, 1, n)
         self.n_fft, self.hop = n_fft, hop
+
+    def transform(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        half = self.n_fft // 2
+        x = F.pad(x.unsqueeze(1), (half, half), mode="reflect")  # (B, 1, S + n_fft)
+        re, im = F.conv1d(x, self.basis_fwd, stride=self.hop).chunk(2, dim=1)  # (B, bins, frames) each
+        return torch.sqrt(re * re + im * im), torch.atan2(im, re)
 
     def inverse(self, magnitude: torch.Tensor, phase: torch.Tensor) -> torch.Tensor:
         y = F.conv_transpose1d(magnitude * torch.cos(phase), self.basis_re, stride=self.hop)

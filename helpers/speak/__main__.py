@@ -7,6 +7,7 @@ existing is replaced without --overwrite. Errors print one line naming what is w
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -44,8 +45,8 @@ def main(argv: list[str] | None = None) -> int:
             raise G2PError("--text is empty: nothing to say")
         check_speed(args.speed)
         check_out(args.out, args.overwrite)
-        if is_pack_file(args.voice):
-            voice_pack(args.voice)  # a bad pack file fails before the model loads
+        if is_pack_file(args.voice) or args.weights == "offline-int8" or os.environ.get("HF_HUB_OFFLINE") == "1":
+            voice_pack(args.voice)  # a bad pack file or an unknown offline name fails before the model loads
         kk = model_from_args(args)
         pack = voice_pack(args.voice, kk.source)
         speech = speak(kk, text, voice=pack, speed=args.speed, seed=args.seed, progress=not args.quiet)

@@ -1,4 +1,4 @@
-"""The selective scan as an exportable loop: what `helpers.mamba.scan._scan_tm` runs inside an ONNX export.
+"""The selective scan as one exportable loop: what `helpers.mamba.scan._scan_tm` runs inside an ONNX export.
 
 The training scan (`helpers.mamba.scan._SelectiveScan`) is a custom autograd Function whose Python loops over
 chunks and time steps a tracer would unroll to the example's length, freezing the sequence length of the
@@ -11,7 +11,7 @@ exporter turns into a single ONNX `Loop` whose trip count is the sequence length
     y = (y + D * u) * SiLU(z)     (L, B, D)
 
 Same maths and the same float32 arithmetic order per step as the training scan (which fuses the update as
-addcmul), so the exported model agrees with PyTorch to float32 rounding (`tests/export/test_onnx.py`).
+addcmul), so the exported model agrees with PyTorch to float32 rounding (`tests/mamba/test_scan_loop.py`, `tests/export/test_onnx.py`; the export itself: `helpers.export.onnx`).
 """
 
 from __future__ import annotations
