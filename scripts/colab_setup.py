@@ -142,6 +142,7 @@ def main(argv: list[str] | None = None) -> Plan:
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
     done.append(f"repository {ROOT} on sys.path and PYTHONPATH (no install, so no runtime restart)")
     _pip(*requirements(ROOT / "pyproject.toml", p.extras))
+    _pip("--no-deps", "resemblyzer==0.1.4")  # speaker similarity; its declared deps: pyproject.toml, eval
     done.append(f"installed the dependencies: core + {', '.join(p.extras)} (not JupyterLab)")
     if p.spacy_download:
         subprocess.run([sys.executable, "-m", "spacy", "download", "en_core_web_sm"], check=True)
