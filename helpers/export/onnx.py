@@ -92,7 +92,9 @@ class RealISTFT(nn.Module):
         self.register_buffer("basis_re", (weight * torch.cos(ang) / n_fft * win).float()[:, None, :])  # (bins, 1, n)
         self.register_buffer("basis_im", imag.float()[:, None, :])
         self.register_buffer("win_sq", (win**2).float().reshape(1, 1, -1))  # (1, 1, n)
-        fwd = torch.cat([torch.cos(ang) * win, -torch.sin(ang) * win])  # (2 bins, n): real, then imag rows
+        fwd_im = -torch.sin(ang) * win
+        fwd_im[0] = fwd_im[-1] = 0.0  # exactly 0, as an FFT gives (sin(pi n) ~ 1e-16 would flip the phase)
+        fwd = torch.cat([torch.cos(ang) * win, fwd_im])  # (2 bins, n): real, then imag rows
         self.register_buffer("basis_fwd", fwd.float()[:, None, :])  # (2 bins, 1, n)
         self.n_fft, self.hop = n_fft, hop
 
@@ -100,7 +102,10 @@ class RealISTFT(nn.Module):
         half = self.n_fft // 2
         x = F.pad(x.unsqueeze(1), (half, half), mode="reflect")  # (B, 1, S + n_fft)
         re, im = F.conv1d(x, self.basis_fwd, stride=self.hop).chunk(2, dim=1)  # (B, bins, frames) each
-        return torch.sqrt(re * re + im * im), torch.atan2(im, re)
+        # torch.angle: pi where the imaginary part is 0 and the real one negative (the DC and Nyquist bins,
+        # whose -0.0 from a convolution would give -pi), 0 at 0 + 0j (ONNX's atan2 gives NaN there)
+        phase = torch.where(im == 0, (re < 0).to(re.dtype) * torch.pi, torch.atan2(im, re))
+        return torch.sqrt(re * re + im * im), phase
 
     def inverse(self, magnitude: torch.Tensor, phase: torch.Tensor) -> torch.Tensor:
         y = F.conv_transpose1d(magnitude * torch.cos(phase), self.basis_re, stride=self.hop)

@@ -32,9 +32,13 @@ def test_real_istft_is_torch_istft():
     x = torch.randn(2, 800, generator=g)
     (m1, p1), (m2, p2) = real.transform(x), ref.transform(x)
     assert m1.shape == m2.shape == (2, 11, 161) and torch.allclose(m1, m2, atol=1e-4)
-    sure = m2 > 1e-3  # the phase of a (near) zero bin is arbitrary; elsewhere equal up to the 2 pi wrap
+    sure = m2 > 1e-3  # the phase of a (near) zero bin is arbitrary
     assert torch.allclose(torch.cos(p1[sure]), torch.cos(p2[sure]), atol=1e-4)
     assert torch.allclose(torch.sin(p1[sure]), torch.sin(p2[sure]), atol=1e-4)
+    # the phase itself: the decoder convolves it, so a 2 pi flip between -pi and pi changes the audio. The FFT's
+    # exact zeros (always at DC and Nyquist) must give pi as torch.angle does; a rare interior bin whose
+    # imaginary part is 0 in one rounding and -1e-7 in the other may still flip
+    assert ((p1 - p2).abs() > 1e-3).float().mean() < 1e-3
 
 
 def test_export_refuses_to_overwrite(tmp_path, kokoro_small_random):
