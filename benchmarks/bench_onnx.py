@@ -28,6 +28,28 @@ from helpers.grid import SAMPLES_PER_FRAME
 from helpers.kokoro.forward import style_for, synthesize_ids
 
 
+def parity(kokoro, session: OnnxKokoro, pack, n: int) -> dict:
+    """Durations identical on n held-out sentences; MCD and correlation of the audio on the first five."""
+    from helpers.compare.metrics import mcd
+    from helpers.kokoro.g2p import phonemize
+    from helpers.kokoro.synth import predict_prosody, synthesize
+    from helpers.settings import REPO_ROOT
+
+    sentences = (REPO_ROOT / "data" / "text" / "heldout.txt").read_text().splitlines()[:n]
+    same, mcds, corrs = 0, [], []
+    for i, text in enumerate(sentences):
+        audio, dur = session.synthesize(text, pack)
+        if i < 5:
+            want = synthesize(kokoro, text, voice=pack, seed=0)
+            want_dur = want.durations
+            mcds.append(mcd(audio, want.audio, use_dtw=False))
+            corrs.append(float(np.corrcoef(audio, want.audio)[0, 1]))
+        else:
+            want_dur = predict_prosody(kokoro, phonemize(text), pack)["durations"]
+        same += bool(np.array_equal(dur, want_dur))
+    return {"n": len(sentences), "same": same, "mcd": mcds, "corr": corrs}
+
+
 def main(argv: list[str] | None = None) -> None:
     from helpers.compare.contenders import adapter_twin
     from helpers.kokoro.loading import load_kokoro
@@ -39,6 +61,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--threads", type=int, default=torch.get_num_threads())
     p.add_argument("--adapter", default=str(SHIPPED_ADAPTER))
     p.add_argument("--weights", default="offline-int8")
+    p.add_argument("--parity", type=int, default=20, help="held-out sentences for the parity figures (0: none)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     lengths = [int(x) for x in args.lengths.split(",")]
@@ -64,6 +87,10 @@ def main(argv: list[str] | None = None) -> None:
             times = _time_interleaved(fns, torch.device("cpu"), args.repeats)
             t = dict(zip(["torch LSTM", "ORT LSTM", "torch Mamba", "ORT Mamba"], times))
             rows.append((L, np.mean(frames) * SAMPLES_PER_FRAME / 24000, t))
+        parity_rows = {k: parity(m, sessions[k], pack, args.parity) for k, m in models.items()} if args.parity else {}
+    for k, r in parity_rows.items():
+        print(f"parity {k}: durations identical on {r['same']}/{r['n']} held-out sentences; audio (first 5): "
+              f"MCD {min(r['mcd']):.2f}-{max(r['mcd']):.2f} dB, correlation {min(r['corr']):.4f}-{max(r['corr']):.4f}")
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"CPU: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, {args.threads} threads "
           f"(torch and onnxruntime), load average {load:.1f} at the end; torch {torch.__version__}; "

@@ -3,6 +3,7 @@
     sims = speaker_similarity(wavs, reference_wavs, sr=24000)   # (n,) cosine, one per synthesized clip
     summary = similarity_summary(sims)                          # {"n", "mean", "lo", "hi"} (95% bootstrap)
     table = similarity_table({"LSTM": wavs_a, "Mamba": wavs_b}, reference_wavs, sr)   # one row per system
+    table = systems_similarity(models, items, voice=pack)   # notebook 06: each system reads the held-out clips
 
 The encoder (resemblyzer's `VoiceEncoder`: 40-band log-mel -> 3-layer LSTM -> 256-d unit vector, trained
 for speaker verification) ships its weights inside the PyPI package, so it loads with no network. Each wav
@@ -26,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from helpers.compare.stats import bootstrap_ci
+from helpers.grid import SAMPLE_RATE
 
 ENCODER_SR = 16_000
 
@@ -92,3 +94,28 @@ def similarity_table(systems: Mapping[str, Sequence], reference_wavs: Sequence, 
         sims = np.array([float(embed(w, sr) @ spk) for w in wavs])
         rows.append({"system": name, **similarity_summary(sims)})
     return pd.DataFrame(rows).set_index("system")
+
+
+def systems_similarity(models: Mapping, items: Sequence, voice, seed: int | None = 0, references: Sequence | None = None,
+                       sr: int = SAMPLE_RATE) -> pd.DataFrame:  # fmt: skip
+    """Each model reads every held-out clip's phonemes with `voice` (its own durations, decoder seed `seed`);
+    one row per model: n, mean cosine similarity to the speaker, 95% interval. The speaker is the clips' own
+    recordings (`item.audio`, 24 kHz: prepare_dataset's store_audio) unless `references` (wavs at `sr`) are given.
+    `table.attrs["per_clip"]`: clip x model similarities, for paired comparisons (`stats.compare_paired`)."""
+    from helpers.kokoro.synth import synthesize
+
+    if references is None:
+        missing = [it.id for it in items if getattr(it, "audio", None) is None]
+        if missing:
+            raise ValueError(f"{missing[0]}: no recording stored with the clip: pass references=, or prepare with "
+                             "store_audio=True")  # fmt: skip
+        references = [np.asarray(it.audio, dtype=np.float32) for it in items]
+    spk = speaker_embedding(references, sr)
+    per_clip = {}
+    for name, model in models.items():
+        per_clip[name] = [float(embed(synthesize(model, phonemes=it.phonemes, voice=voice, seed=seed).audio, SAMPLE_RATE) @ spk)
+                          for it in items]  # fmt: skip
+    wide = pd.DataFrame(per_clip, index=[it.id for it in items])
+    table = pd.DataFrame([{"system": name, **similarity_summary(wide[name])} for name in models]).set_index("system")
+    table.attrs["per_clip"] = wide
+    return table

@@ -62,3 +62,21 @@ def test_bad_audio_is_refused():
         SIM.embed(np.zeros(0, dtype=np.float32), 24000)
     with pytest.raises(ValueError, match="at least one reference"):
         SIM.speaker_similarity([np.ones(24000, dtype=np.float32)], [], 24000)
+
+
+@pytest.mark.slow
+def test_systems_similarity_reads_the_clips_with_each_model(kokoro_offline):
+    from types import SimpleNamespace
+
+    from helpers.kokoro.g2p import phonemize
+
+    y, sr = _read(WAVS[0])
+    import librosa
+
+    rec = librosa.resample(y, orig_sr=sr, target_sr=24000)
+    item = SimpleNamespace(id="clip", phonemes=phonemize("Hello there, my old friend."), audio=rec)
+    table = SIM.systems_similarity({"LSTM": kokoro_offline}, [item, item], voice="am_michael")
+    assert list(table.index) == ["LSTM"] and table.loc["LSTM", "n"] == 2
+    assert table.attrs["per_clip"].shape == (2, 1) and -1 <= table.loc["LSTM", "mean"] <= 1
+    with pytest.raises(ValueError, match="no recording"):
+        SIM.systems_similarity({"LSTM": kokoro_offline}, [SimpleNamespace(id="x", phonemes="a", audio=None)], "af_heart")
