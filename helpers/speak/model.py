@@ -42,13 +42,14 @@ def voice_pack(voice, source: str = "offline-int8") -> torch.Tensor:
 def speaking_model(adapter: str | Path | None, source: str = "auto", device: str = "cpu", verbose: bool = False):
     """A LoadedKokoro with `adapter`'s DurationEncoder in place, or Kokoro's own LSTM for None / "none".
 
-    A missing adapter is a FileNotFoundError naming it; a damaged or unfitting one the adapter loader's
-    AdapterFormatError / AdapterMismatchError (both ValueErrors), raised before the model is touched.
+    A missing adapter is a FileNotFoundError naming it; a damaged or foreign one the adapter loader's
+    AdapterFormatError / AdapterMismatchError (both ValueErrors), raised before Kokoro's weights load; one
+    that does not fit the model, an AdapterMismatchError once they have (the model untouched).
     """
     if adapter is None or str(adapter).strip().lower() in NO_ADAPTER:
         return load_kokoro(source, device=device, verbose=verbose)
     from helpers.compare.contenders import load_mamba_kokoro
-    from helpers.transplant.adapters import adapter_paths
+    from helpers.transplant.adapters import adapter_paths, read_adapter
 
     st, js = adapter_paths(adapter)
     missing = [str(f) for f in (st, js) if not f.is_file()]
@@ -57,6 +58,7 @@ def speaking_model(adapter: str | Path | None, source: str = "auto", device: str
             f"adapter {adapter}: {' and '.join(missing)} not found (an adapter is a .safetensors + .json pair; "
             "give the name without suffix, e.g. results/distill-cpu/adapter, or 'none' for Kokoro's LSTM)"
         )
+    read_adapter(adapter)  # damaged or foreign files are refused before Kokoro's weights load
     return load_mamba_kokoro(adapter, source=source, device=device)
 
 

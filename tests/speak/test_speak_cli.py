@@ -77,6 +77,13 @@ def test_bad_voice_speed_and_adapter(tmp_path, capsys, monkeypatch):
     monkeypatch.undo()
     rc, err = _run(capsys, "--adapter", str(tmp_path / "nope"), "--text", "Hi.", "--out", out)
     assert rc == 2 and "nope.safetensors" in err and "not found" in err
+    (tmp_path / "bad.safetensors").write_bytes(b"\x00" * 16)
+    (tmp_path / "bad.json").write_text("{not json")
+    import helpers.kokoro.loading as loading
+
+    monkeypatch.setattr(loading, "load_kokoro", lambda *a, **k: (_ for _ in ()).throw(AssertionError("loaded")))
+    rc, err = _run(capsys, "--adapter", str(tmp_path / "bad"), "--text", "Hi.", "--out", out)
+    assert rc == 2 and "bad.json" in err and "not valid JSON" in err
 
 
 def test_unknown_voice_is_named(tmp_path, capsys, no_model):
