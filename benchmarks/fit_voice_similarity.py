@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -79,7 +80,7 @@ def main(argv: list[str] | None = None) -> dict:
     nearest = f"nearest ({ref})"
     diff = compare_paired(wide[nearest], wide["fitted"], better="higher", names=(nearest, "fitted"))
     out = {
-        "command": "python benchmarks/fit_voice_similarity.py " + " ".join(argv or []),
+        "command": "python benchmarks/fit_voice_similarity.py " + " ".join(sys.argv[1:] if argv is None else argv),
         "config": result["config"],
         "per_clip": json.loads(wide.reset_index().to_json(orient="records")),
         "summary": {s: similarity_summary(wide[s]) for s in wide.columns},
