@@ -190,6 +190,7 @@ def main(argv: list[str] | None = None) -> Plan:
     with tempfile.TemporaryDirectory() as tmp:
         pin = _torch_pin(Path(tmp))
         _pip(*pip_args(requirements(ROOT / "pyproject.toml", p.extras), ROOT / "constraints.txt", pin))
+    _pip("--no-deps", "resemblyzer==0.1.4")  # speaker similarity; its declared deps: pyproject.toml, eval
     done.append(f"installed the dependencies: core + {', '.join(p.extras)} (not JupyterLab), "
                 "constraints.txt's versions, the runtime's torch kept")  # fmt: skip
     if p.spacy_download:

