@@ -126,6 +126,7 @@ METRICS = {  # column -> (label, units, which way is better)
     "mcd_db": ("MCD (DTW, c1..c24)", "dB", "lower"),
     "wer_pct": ("WER (pocketsphinx, relative only)", "%", "lower"),
     "dnsmos_ovrl": ("DNSMOS overall quality", "MOS 1..5", "higher"),
+    "speaker_sim": ("speaker similarity (resemblyzer)", "cosine", "higher"),
 }
 SETS = {"real": "held-out recordings vs targets", "text": "held-out sentences vs teacher (LSTM)"}
 
@@ -139,6 +140,7 @@ def evaluate_recordings(
     seed: int | None = 0,
     asr: bool = True,
     dnsmos: bool = False,
+    similarity: bool = False,
     mcd_order: int = 24,
     progress: bool = False,
     notes: list[str] | None = None,
@@ -148,8 +150,10 @@ def evaluate_recordings(
 
     Duration metrics score the spoken tokens only (`helpers.kokoro.g2p.spoken_tokens`): BOS, EOS and the
     punctuation touching them hold the recording's leading and trailing silences, which no text predicts.
-    ``dnsmos=True`` adds ``dnsmos_ovrl`` (`metrics.dnsmos`, overall quality 1..5) for every audio. Messages on
-    skipped metrics are appended to `notes`.
+    ``dnsmos=True`` adds ``dnsmos_ovrl`` (`metrics.dnsmos`, overall quality 1..5) for every audio.
+    ``similarity=True`` adds ``speaker_sim``: the cosine between each audio's speaker embedding and the speaker's,
+    embedded once from all of these recordings (`helpers.compare.similarity`; the recording's own row is a ceiling,
+    since it is part of that reference). Messages on skipped metrics are appended to `notes`.
     """
     from tqdm.auto import tqdm
 
@@ -157,8 +161,13 @@ def evaluate_recordings(
     from helpers.kokoro.g2p import phonemize, spoken_tokens
 
     notes = [] if notes is None else notes
+    items = eval_items(items)
+    if similarity:
+        from helpers.compare import similarity as SIM
+
+        speaker = SIM.speaker_embedding([it.audio for it in items], SAMPLE_RATE)  # (256,) unit norm
     rows = []
-    for it in tqdm(eval_items(items), desc="recordings", disable=not progress):
+    for it in tqdm(items, desc="recordings", disable=not progress):
         phon = it.phonemes or phonemize(it.text)
         v = it.style if it.style is not None else voice
         fmax = min(it.source_sample_rate / 2, M.effective_bandwidth(it.audio))  # MCD band: the recording's
@@ -168,12 +177,14 @@ def evaluate_recordings(
             "text": it.text,
             "recording_s": round(len(it.audio) / SAMPLE_RATE, 3),
         }
-        if asr or dnsmos:
+        if asr or dnsmos or similarity:
             rec = {**base, "model": "recording"}
             if asr:
                 rec["wer_pct"], rec["transcript"] = M.asr_wer(it.audio, it.text)
             if dnsmos:
                 rec["dnsmos_ovrl"] = M.dnsmos(it.audio)["ovrl"]
+            if similarity:
+                rec["speaker_sim"] = float(SIM.embed(it.audio, SAMPLE_RATE) @ speaker)
             rows.append(rec)
         target_f0 = None
         if it.durations is not None:
@@ -206,6 +217,8 @@ def evaluate_recordings(
                 row["wer_pct"], row["transcript"] = M.asr_wer(syn.audio, it.text)
             if dnsmos:
                 row["dnsmos_ovrl"] = M.dnsmos(syn.audio)["ovrl"]
+            if similarity:
+                row["speaker_sim"] = float(SIM.embed(syn.audio, SAMPLE_RATE) @ speaker)
             rows.append(row)
     return rows
 

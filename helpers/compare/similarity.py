@@ -1,7 +1,7 @@
 """Does it sound like the speaker? Speaker similarity with resemblyzer's d-vector encoder.
 
     sims = speaker_similarity(wavs, reference_wavs, sr=24000)   # (n,) cosine, one per synthesized clip
-    summary = similarity_summary(sims)                          # {"n", "mean", "lo", "hi"} (95% bootstrap)
+    summary = similarity_summary(sims)                          # {"n", "mean", "lo", "hi"} (95% Student-t)
     table = similarity_table({"LSTM": wavs_a, "Mamba": wavs_b}, reference_wavs, sr)   # one row per system
     table = systems_similarity(models, items, voice=pack)   # notebook 06: each system reads the held-out clips
 
@@ -27,7 +27,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from helpers.compare.stats import bootstrap_ci
+from helpers.compare.stats import t_interval
 from helpers.grid import SAMPLE_RATE
 
 ENCODER_SR = 16_000
@@ -80,9 +80,9 @@ def speaker_similarity(wavs: Sequence, reference_wavs: Sequence, sr: int, ref_sr
     return np.array([float(embed(w, sr) @ spk) for w in wavs])
 
 
-def similarity_summary(sims, level: float = 0.95, seed: int = 0) -> dict:
-    """{"n", "mean", "lo", "hi"}: the mean cosine and its percentile bootstrap interval over clips."""
-    mean, lo, hi = bootstrap_ci(sims, level=level, seed=seed)
+def similarity_summary(sims, level: float = 0.95) -> dict:
+    """{"n", "mean", "lo", "hi"}: the mean cosine and its Student-t interval over clips (stats.t_interval)."""
+    mean, lo, hi = t_interval(sims, level=level)
     return {"n": int(np.isfinite(np.asarray(sims, dtype=float)).sum()), "mean": mean, "lo": lo, "hi": hi}
 
 

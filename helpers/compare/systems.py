@@ -55,7 +55,8 @@ STAGE2 = {"LSTM (stage 2)": "finetune-lstm/adapter", "Mamba (stage 2)": "finetun
 ARCHITECTURE = ("LSTM (stage 2)", "Mamba (stage 2)")  # the pair that holds the training equal
 PRIMARY_PAIR = ARCHITECTURE  # the primary comparison, declared before the run: the architecture at equal training
 PRIMARY_METRIC = "boundary_tempo_ms"  # ... on the tempo-normalised token boundary error (rhythm, not tempo)
-TABLE_METRICS = ("boundary_mae_ms", "boundary_tempo_ms", "f0_shape_rmse_hz", "mcd_db", "wer_pct", "dnsmos_ovrl")
+TABLE_METRICS = ("boundary_mae_ms", "boundary_tempo_ms", "f0_shape_rmse_hz", "mcd_db", "wer_pct", "dnsmos_ovrl",
+                 "speaker_sim")
 RECORDING = "recording"  # the clips themselves: their own WER and DNSMOS beside the systems'
 
 
@@ -162,15 +163,15 @@ def analysis_plan(test_ids, split_hash: str | None = None) -> dict:
 
 def evaluate_systems(
     models: dict, items, *, voice, seed: int | None = 0, asr: bool = True, dnsmos: bool = True,
-    progress: bool = False,
+    similarity: bool = True, progress: bool = False,
 ) -> pd.DataFrame:  # fmt: skip
     """One row per (held-out clip, system) plus one per clip for the recording itself (`evaluate_recordings`):
     every system speaks with `voice` (the items' own styles are dropped, so the voice is the same for all);
-    durations scored on the spoken tokens; DNSMOS overall quality for every audio. ``df.attrs``: models, notes."""
+    durations scored on the spoken tokens; DNSMOS overall quality and speaker similarity for every audio. ``df.attrs``: models, notes."""
     items = [dataclasses.replace(it, style=None) for it in eval_items(items)]
     notes: list[str] = []
-    rows = evaluate_recordings(models, items, voice=voice, seed=seed, asr=asr, dnsmos=dnsmos, progress=progress,
-                               notes=notes)  # fmt: skip
+    rows = evaluate_recordings(models, items, voice=voice, seed=seed, asr=asr, dnsmos=dnsmos, similarity=similarity,
+                               progress=progress, notes=notes)  # fmt: skip
     df = pd.DataFrame(rows)
     for col in ("set", "id", "model", *METRICS):
         if col not in df.columns:

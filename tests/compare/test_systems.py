@@ -69,6 +69,22 @@ def test_bos_and_eos_durations_do_not_count_on_real_recordings(kokoro_small_rand
     assert metrics(inner)["dur_mae_frames"] > 0
 
 
+def test_speaker_similarity_is_a_table_metric_and_separates_speech_from_noise(kokoro_small_random):
+    """speaker_sim (higher is better) is scored for every system and for the recordings themselves: a random
+    model's output is far from the reader, the reader's own clips are close."""
+    from helpers.data.audio import load_audio
+    from helpers.settings import REPO_ROOT
+
+    assert "speaker_sim" in SY.TABLE_METRICS and SY.METRICS["speaker_sim"][2] == "higher"
+    wavs = sorted((REPO_ROOT / "data" / "librivox" / "wavs").glob("*.wav"))[:2]
+    items = [EvalItem(w.stem, "a test", load_audio(w).samples, "ɐ tˈɛst.", None) for w in wavs]
+    model = kokoro_small_random.model.eval()
+    pack = torch.randn(510, 1, 256, generator=torch.Generator().manual_seed(0))
+    rows = evaluate_recordings({"random": model}, items, voice=pack, speed=12.0, seed=0, asr=False, similarity=True)
+    sim = pd.DataFrame(rows).groupby("model")["speaker_sim"].mean()
+    assert sim["recording"] > 0.7 and sim["random"] < sim["recording"] - 0.2, sim
+
+
 # ------------------------------------------------------------------------------------ tables and verdicts
 
 
