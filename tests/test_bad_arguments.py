@@ -33,7 +33,7 @@ CASES = [
     ("train", ["--grad-clip", "-1"], "argument --grad-clip: must be a finite number > 0, got '-1'"),
     ("train", ["--lr", "nan"], "argument --lr: must be a finite number > 0"),
     ("train", ["--mel-crop-frames", "0"], "argument --mel-crop-frames: must be a whole number >= 1"),
-    ("train", ["--bf16", "maybe"], "argument --bf16: must be true or false"),
+    ("train", ["--precision", "maybe"], "argument --precision: invalid choice: 'maybe'"),
     ("train", ["--stage", "distil"], "argument --stage: invalid choice: 'distil'"),
     ("recipe", ["--milestones", ""], "argument --milestones: must be one or more positive numbers of minutes"),
     ("recipe", ["--milestones", "5,x"], "argument --milestones: must be one or more positive numbers"),

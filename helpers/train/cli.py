@@ -64,6 +64,10 @@ def _build_parser() -> argparse.ArgumentParser:
             p.add_argument(flag, type=type_for(f.name, kind), default=None, dest=f.name)  # ranges checked here
         elif f.name == "stage":
             p.add_argument(flag, choices=["distill", "finetune"], default=None, dest=f.name)
+        elif f.name == "precision":
+            from helpers.train.precision import CHOICES
+
+            p.add_argument(flag, choices=CHOICES, default=None, dest=f.name)
         else:
             p.add_argument(flag, type=kind, default=None, dest=f.name)
     return p
