@@ -7,7 +7,7 @@ each fold's fitted pack, and adds one number per clip and system: the cosine sim
 (`helpers.compare.similarity`) between the held-out clip's words spoken with that pack (on the clip's own
 durations, `compare.voice_fit.spoken`) and the recording of that clip. The reference is the held-out recording
 alone: neither the fit nor its early stopping saw it, and the words are the same, so content cannot favour
-either side. Paired difference fitted - nearest with a bootstrap interval (`stats.compare_paired`).
+either side. Paired difference fitted - nearest with a paired Student-t interval (`stats.compare_paired`).
 The fitting options are voice_loo's (`--epochs`, `--lr`, `--patience`, ...).
 """
 
@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> dict:
     finally:
         voice_loo.voice_fitter = fitter
     data = prepare_dataset(kokoro, args.data, S, progress=False, verbose=False)  # cached: the same clips
-    by_id = {it.id: it for it in [*data.train, *data.val]}
+    by_id = {it.id: it for it in [*data.train, *data.dev, *data.test]}
     ref = result["reference"]
     rows = []
     for k, fold in result["folds"].iterrows():

@@ -327,7 +327,7 @@ def print_set_aside(data) -> None:
     for clip, reason, message in rows:
         print(f"  not used: {clip} ({reason}: {message})")
     if rows:
-        print(f"{len(rows)} clip(s) not used; the fit uses {len(data.train)} training and {len(data.val)} held-out")
+        print(f"{len(rows)} clip(s) not used; the fit uses {len(data.train)} training and {len(data.dev)} dev")
 
 
 def config_from_args(args) -> FitVoiceConfig:
