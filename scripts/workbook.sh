@@ -91,7 +91,9 @@ freeze_constraints() {
     echo "# and torch (the set-up installs torch first: the CPU build here, the CUDA build on GPU machines)."
     echo "# scripts/workbook.sh installs with it, so a new upstream release cannot change what CI runs."
     echo "# Regenerate on a CPU machine after changing dependencies: scripts/workbook.sh freeze"
-    python -m pip freeze --all --exclude-editable | grep -v '^#' | grep -v -i -E '^(torch|kokoro-mamba)=='
+    # soupsieve 4.x needs Python >= 3.11.5: Debian 12's python3 (3.11.2) gets the last 2.x (beautifulsoup4 takes both)
+    python -m pip freeze --all --exclude-editable | grep -v '^#' | grep -v -i -E '^(torch|kokoro-mamba)==' |
+      sed -E 's/^soupsieve==(.*)$/soupsieve==\1; python_full_version >= "3.11.5"\nsoupsieve==2.8.3; python_full_version < "3.11.5"/'
   } > constraints.txt.tmp
   mv constraints.txt.tmp constraints.txt
   echo "constraints.txt: $(grep -c '==' constraints.txt) pinned packages"

@@ -41,9 +41,11 @@ def _constraints() -> dict[str, str]:
     pins = {}
     for line in lines:
         if line.strip() and not line.startswith("#"):
-            name, _, version = line.partition("==")
-            assert version, f"constraints.txt: {line!r} is not an exact pin"
-            pins[canonicalize_name(name)] = version
+            req = Requirement(line)  # a pin may carry a marker (soupsieve: one pin per Python range)
+            (spec,) = req.specifier
+            assert spec.operator == "==", f"constraints.txt: {line!r} is not an exact pin"
+            if req.marker is None or req.marker.evaluate():
+                pins[canonicalize_name(req.name)] = spec.version
     return pins
 
 
