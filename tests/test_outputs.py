@@ -124,11 +124,12 @@ def test_fit_voice_refuses_to_replace_a_pack_and_names_the_clips_it_leaves_out(t
     data = SimpleNamespace(
         report=SimpleNamespace(excluded=[SimpleNamespace(id="a", reason="too_short", message="a.wav: 0.2 s")]),
         manifest={"items": [{"id": "b", "suspect": True, "reason": "word 'an' end: 200 ms"}]},
-        failed=[], train=[1, 2], val=[3],
+        failed=[], train=[1, 2], dev=[3],
     )  # fmt: skip
     fit_voice.print_set_aside(data)
     out = capsys.readouterr().out
     assert "not used: a (too_short: a.wav: 0.2 s)" in out and "not used: b (suspect: word 'an' end: 200 ms)" in out
+    assert "2 clip(s) not used; the fit uses 2 training and 1 dev" in out
 
 
 def test_a_tilde_in_the_runs_folder_is_the_home_folder(monkeypatch):

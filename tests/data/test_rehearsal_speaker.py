@@ -89,13 +89,13 @@ def test_rehearsal_clips_go_through_preparation_and_one_stage2_step(
 ):
     out, _ = speaker
     S = Settings(mode="ci", cache_dir=tmp_path / "cache", dataset=str(out))
-    config = PrepareConfig(voice="bf_emma", min_val=1)  # the pack "auto" picks for slt (nearest F0), minus the pYIN
+    config = PrepareConfig(voice="bf_emma")  # the pack "auto" picks for slt (nearest F0), minus the pYIN
     data = prepare_dataset(kokoro_offline, out, S, config, progress=False, verbose=False)
-    assert not data.failed and not data.report.summary()["excluded"] and len(data.train) + len(data.val) == 3
+    assert not data.failed and not data.report.summary()["excluded"] and [len(data.train), len(data.dev), len(data.test)] == [1, 1, 1]
     # the DTW durations put word boundaries near Festival's: within Kokoro's constant offset (its audio runs
     # ~45 ms ahead of its own durations: benchmarks/README.md), and tight around it
     errs = []
-    for tg in list(data.train) + list(data.val):
+    for tg in [*data.train, *data.dev, *data.test]:
         assert tg.check["checked"], tg.check  # the pocketsphinx word check ran on every clip
         cmp = compare_words(word_spans(tg.text, tg.phonemes, tg.durations), read_timing(out, tg.id)["words"])
         errs.append(np.concatenate([cmp["start_ms"], cmp["end_ms"]]))
@@ -116,6 +116,7 @@ def test_rehearsal_clips_go_through_preparation_and_one_stage2_step(
     losses = [r["loss"] for r in run.trainer.history if "loss" in r]
     assert losses and all(np.isfinite(losses))
     trained = {it.id: it for it in run.trainer.items + run.trainer.val_items}
-    for tg in list(data.train) + list(data.val):  # the step read the prepared DTW durations
+    for tg in [*data.train, *data.dev]:  # the step read the prepared DTW durations (train, and dev to choose)
         assert torch.equal(torch.as_tensor(trained[tg.id].durations), torch.as_tensor(tg.durations))
+    assert not {tg.id for tg in data.test} & set(trained), "stage 2 never reads the test clip"
     shutil.rmtree(tmp_path / "cache", ignore_errors=True)
