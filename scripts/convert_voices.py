@@ -6,7 +6,7 @@ The .pt files are torch.save pickles; they are read once here with ``torch.load(
 pickle. Each pack is checked to be bit-identical after the round trip. The script also writes
 data/voices/NOTICE.md (origin, licence, sha256 of every original and converted file) and LICENSE.
 
-Usage:  python scripts/convert_voices.py [--source DIR]     (DIR holds af_heart.pt, ...; default ../shared/voices)
+Usage:  python scripts/convert_voices.py --source DIR     (DIR holds the official packs af_heart.pt, ...)
 """
 
 from __future__ import annotations
@@ -101,7 +101,7 @@ def convert(source: Path, out: Path) -> list[tuple[str, str, str, str]]:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--source", type=Path, default=REPO.parent / "shared" / "voices")
+    ap.add_argument("--source", type=Path, required=True, help="folder of the official .pt packs (af_heart.pt, ...)")
     ap.add_argument("--out", type=Path, default=VOICES_DIR)
     args = ap.parse_args(argv)
     rows = convert(args.source, args.out)
