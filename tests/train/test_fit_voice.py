@@ -7,39 +7,18 @@ from __future__ import annotations
 import json
 import time
 
-import numpy as np
 import pytest
 import torch
 
-from helpers.kokoro.g2p import phonemes_to_ids
 from helpers.kokoro.voices import read_pack_file
 from helpers.train.fit_voice import FitVoiceConfig, fit_voice, reference_voice_of, save_pack
 from helpers.train.items import TrainItem
 
-PHONEMES = ["ðə kˈæt sˈæt.", "wˈʌt ɪz ɪt?", "hˈɛlO wˈɜɹld."]
 
-
-def _items(seed: int = 0) -> list[TrainItem]:
-    g = np.random.default_rng(seed)
-    items = []
-    for i, ph in enumerate(PHONEMES):
-        ids = np.asarray(phonemes_to_ids(ph))
-        dur = g.integers(2, 5, len(ids))
-        F = int(dur.sum())
-        f0 = np.abs(g.normal(120, 20, 2 * F)).astype(np.float32)
-        f0[: 2 * int(dur[0])] = 0.0  # the leading silence is unvoiced
-        mel = g.normal(-1, 0.5, (80, 2 * F)).astype(np.float32)
-        items.append(
-            TrainItem(f"c{i}", ids, np.zeros(256, np.float32), dur, f0, g.normal(-1, 0.3, 2 * F).astype(np.float32),
-                      mel, len(ph))  # fmt: skip
-        )
-    return items
-
-
-def test_fit_voice_returns_a_pack_no_worse_than_its_start(kokoro_small_random, tmp_path):
+def test_fit_voice_returns_a_pack_no_worse_than_its_start(voice_clips, kokoro_small_random, tmp_path):
     model = kokoro_small_random.model
     before = {n: (p.detach().clone(), p.requires_grad) for n, p in model.named_parameters()}
-    items = _items()
+    items = voice_clips()
     history: list[dict] = []
     torch.manual_seed(7)
     rng_before = torch.get_rng_state()
@@ -68,8 +47,8 @@ def test_fit_voice_returns_a_pack_no_worse_than_its_start(kokoro_small_random, t
     assert torch.equal(read_pack_file(path), pack)
 
 
-def test_fit_voice_refuses_what_it_cannot_fit(kokoro_small_random):
-    items = _items()
+def test_fit_voice_refuses_what_it_cannot_fit(voice_clips, kokoro_small_random):
+    items = voice_clips()
     with pytest.raises(ValueError, match="dev"):
         fit_voice(kokoro_small_random, (items, []), start="af_heart", progress=False)
     bare = TrainItem("x", items[0].token_ids, items[0].style)
@@ -87,13 +66,13 @@ def test_the_start_is_the_datasets_reference_voice():
     assert reference_voice_of(Prepared()) == "am_michael"
 
 
-def test_fitted_voice_is_fitted_once_and_cached(kokoro_small_random, tmp_path, monkeypatch):
+def test_fitted_voice_is_fitted_once_and_cached(voice_clips, kokoro_small_random, tmp_path, monkeypatch):
     from types import SimpleNamespace
 
     from helpers.settings import Settings
     from helpers.train import fit_voice as FV
 
-    items = _items()
+    items = voice_clips()
     data = SimpleNamespace(train=items[:2], dev=items[2:], split_hash="h1",
                            manifest={"name": "tiny", "settings_hash": "abc", "reference_voice": {"voice": "af_heart"}})  # fmt: skip
     S = Settings(mode="ci", runs_dir=tmp_path / "runs")
@@ -142,12 +121,12 @@ class _NoTestSplit:
         raise AssertionError("fit_voice read the test split")
 
 
-def test_early_stopping_reads_dev_only(kokoro_small_random, tmp_path):
+def test_early_stopping_reads_dev_only(voice_clips, kokoro_small_random, tmp_path):
     """Test clips are never read, and the dev clips alone decide: other dev clips, another stopping point."""
     from helpers.settings import Settings
     from helpers.train import fit_voice as FV
 
-    items = _items()
+    items = voice_clips()
     cfg = FitVoiceConfig(epochs=3, lr=0.05, patience=1, crop_frames=4)
     guarded = _NoTestSplit(items[:2], items[2:])
     history: list[dict] = []
@@ -156,7 +135,7 @@ def test_early_stopping_reads_dev_only(kokoro_small_random, tmp_path):
     assert torch.equal(pack, pair)  # the same as fitting on (train, dev): nothing else was read
     _, path = FV.fitted_voice(kokoro_small_random, guarded, Settings(mode="ci", runs_dir=tmp_path), cfg, progress=False)
     assert json.loads(path.with_suffix(".json").read_text())["early_stop_ids"] == ["c2"]
-    other_dev = _items(seed=5)[2:]  # other dev targets for the same text: the dev losses alone change
+    other_dev = voice_clips(seed=5)[2:]  # other dev targets for the same text: the dev losses alone change
     other: list[dict] = []
     fit_voice(kokoro_small_random, (items[:2], other_dev), cfg, start="af_heart", history=other, progress=False)
     assert [r["train_loss"] for r in other[1:2]] == [r["train_loss"] for r in history[1:2]]  # same first epoch
