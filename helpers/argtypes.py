@@ -119,6 +119,7 @@ RANGES: dict[str, tuple] = {
     "grad_clip": (0, None, True),  # a negative clip norm flips the gradients
     "log_every": (1, None, False),
     "eval_every": (1, None, False),
+    "eval_items": (1, None, False),
     "ckpt_every": (1, None, False),
     "sample_every": (1, None, False),
     "keep_last": (1, None, False),

@@ -12,7 +12,7 @@ LEVEL = {  # a module may import from its own level or below, never above
     "kokoro": 1, "mamba": 1,
     "transplant": 2, "data": 2,
     "train": 3, "compare": 3, "plots": 3,
-    "speak": 4, "export": 4,
+    "speak": 4, "export": 4, "rehearsal": 4,
 }  # fmt: skip
 MAX_LINES = 450
 

@@ -9,8 +9,8 @@ test clips (the prepared dataset's test split, which nothing else reads) with th
                       init_adapter); with no stage-2 Mamba, the shipped results/distill-cpu/adapter (a note says so)
     Mamba (stage 2)   that Mamba fine-tuned by the same stage-2 recipe       runs/<mode>/finetune/adapter
 
-LSTM (stage 2) - LSTM (shipped) is what the extra training buys; Mamba (stage 2) - LSTM (stage 2) is the
-architecture at equal training. A system whose adapter is absent (notebook 05 not run) is reported, not compared.
+LSTM (stage 2) - LSTM (shipped) and Mamba (stage 2) - Mamba (stage 1) are what the extra training buys each;
+Mamba (stage 2) - LSTM (stage 2) is the architecture at equal training. A system whose adapter is absent (notebook 05 not run) is reported, not compared.
 Each system's trainable parameters and dropout come from its adapter's JSON (`contenders.adapter_facts`).
 
     systems = four_systems(lstm, S.runs_dir)       # Systems: models, sources, facts, missing, stage1_note
@@ -53,10 +53,20 @@ SYSTEMS = ("LSTM (shipped)", "LSTM (stage 2)", "Mamba (stage 1)", "Mamba (stage 
 REFERENCE = SYSTEMS[0]
 STAGE2 = {"LSTM (stage 2)": "finetune-lstm/adapter", "Mamba (stage 2)": "finetune/adapter"}  # under runs_dir
 ARCHITECTURE = ("LSTM (stage 2)", "Mamba (stage 2)")  # the pair that holds the training equal
-PRIMARY_PAIR = ARCHITECTURE  # the primary comparison, declared before the run: the architecture at equal training
+MAMBA_STAGE2 = ("Mamba (stage 1)", "Mamba (stage 2)")  # what stage 2 buys the Mamba
+PRIMARY_PAIR = (
+    ARCHITECTURE  # the primary comparison, declared before the run: the architecture at equal training
+)
 PRIMARY_METRIC = "boundary_tempo_ms"  # ... on the tempo-normalised token boundary error (rhythm, not tempo)
-TABLE_METRICS = ("boundary_mae_ms", "boundary_tempo_ms", "f0_shape_rmse_hz", "mcd_db", "wer_pct", "dnsmos_ovrl",
-                 "speaker_sim")
+TABLE_METRICS = (
+    "boundary_mae_ms",
+    "boundary_tempo_ms",
+    "f0_shape_rmse_hz",
+    "mcd_db",
+    "wer_pct",
+    "dnsmos_ovrl",
+    "speaker_sim",
+)
 RECORDING = "recording"  # the clips themselves: their own WER and DNSMOS beside the systems'
 
 
@@ -68,7 +78,9 @@ class Systems:
     models: dict = field(default_factory=dict)
     sources: dict = field(default_factory=dict)  # name -> "as released" or the adapter path
     missing: dict = field(default_factory=dict)  # name -> why it is not compared
-    facts: dict = field(default_factory=dict)  # name -> contenders.adapter_facts (trainable params, dropout, ...)
+    facts: dict = field(
+        default_factory=dict
+    )  # name -> contenders.adapter_facts (trainable params, dropout, ...)
     stage1_note: str = ""  # which adapter is Mamba (stage 1), and why
 
     def lines(self) -> list[str]:
@@ -86,7 +98,9 @@ def _load(lstm, path: Path):
 
     try:
         return mamba_twin(lstm, path), None
-    except Exception as e:  # any adapter that does not load is reported as missing, never crashes the notebook
+    except (
+        Exception
+    ) as e:  # any adapter that does not load is reported as missing, never crashes the notebook
         return None, f"{path} does not load ({type(e).__name__}: {str(e)[:200]})"
 
 
@@ -101,7 +115,10 @@ def stage1_of(runs_dir: str | Path) -> tuple[Path, str]:
 
     stage2 = Path(runs_dir) / STAGE2["Mamba (stage 2)"]
     if not _json_of(stage2).is_file():
-        return SHIPPED_ADAPTER, f"no stage-2 Mamba adapter at {stage2}: Mamba (stage 1) is the shipped adapter"
+        return (
+            SHIPPED_ADAPTER,
+            f"no stage-2 Mamba adapter at {stage2}: Mamba (stage 1) is the shipped adapter",
+        )
     try:
         init = adapter_facts(stage2)["init_adapter"]
     except (OSError, ValueError, KeyError) as e:
@@ -111,7 +128,9 @@ def stage1_of(runs_dir: str | Path) -> tuple[Path, str]:
         return SHIPPED_ADAPTER, (f"the stage-2 Mamba adapter {stage2} does not record the adapter it started from: "
                                  "Mamba (stage 1) is the shipped adapter, which may not be its start")  # fmt: skip
     init = Path(init)
-    return (init if init.is_absolute() else REPO_ROOT / init), f"the adapter Mamba (stage 2) started from ({stage2})"
+    return (
+        init if init.is_absolute() else REPO_ROOT / init
+    ), f"the adapter Mamba (stage 2) started from ({stage2})"
 
 
 def four_systems(lstm, runs_dir: str | Path, stage1: str | Path | None = None) -> Systems:
@@ -147,9 +166,13 @@ def analysis_plan(test_ids, split_hash: str | None = None) -> dict:
     (pair and metric, with its exact label), the rule (alpha, minimum n, interval level, correction) and the test
     clips' ids. Notebook 06 saves it first and checks the verdicts against it afterwards."""
     return {
-        "primary": {"a": PRIMARY_PAIR[0], "b": PRIMARY_PAIR[1], "column": PRIMARY_METRIC,
-                    "metric": METRICS[PRIMARY_METRIC][0]},  # fmt: skip
-        "pairs": "each system vs LSTM (shipped), and LSTM (stage 2) vs Mamba (stage 2)",
+        "primary": {
+            "a": PRIMARY_PAIR[0],
+            "b": PRIMARY_PAIR[1],
+            "column": PRIMARY_METRIC,
+            "metric": METRICS[PRIMARY_METRIC][0],
+        },  # fmt: skip
+        "pairs": "each system vs LSTM (shipped), Mamba (stage 1) vs Mamba (stage 2), LSTM (stage 2) vs Mamba (stage 2)",
         "metrics": list(TABLE_METRICS),
         "test": "paired t-test on per-clip differences, two-sided",
         "alpha": ALPHA,
@@ -181,9 +204,11 @@ def evaluate_systems(
 
 
 def default_pairs(models) -> list[tuple[str, str]]:
-    """Each system against the reference, then the architecture pair (LSTM vs Mamba, both after stage 2)."""
+    """Each system against the reference, what stage 2 bought the Mamba (stage 1 -> stage 2; the LSTM's is
+    already its pair with the reference), then the architecture pair (LSTM vs Mamba, both after stage 2)."""
     names = list(models)
     pairs = [(REFERENCE, b) for b in names if b != REFERENCE and REFERENCE in names]
+    pairs += [MAMBA_STAGE2] if all(n in names for n in MAMBA_STAGE2) else []
     return pairs + ([ARCHITECTURE] if all(n in names for n in ARCHITECTURE) else [])
 
 
@@ -204,7 +229,9 @@ def systems_differences(
         for col in (c for c in columns if c in df):
             label, units, better = METRICS[col]
             g = df[df["model"].isin((a, b))]
-            wide = g.pivot_table(index="id", columns="model", values=col, aggfunc="first").reindex(columns=[a, b])
+            wide = g.pivot_table(index="id", columns="model", values=col, aggfunc="first").reindex(
+                columns=[a, b]
+            )
             n, diff, lo, hi, p = paired_t(wide[a], wide[b], level)
             rows.append({"a": a, "b": b, "metric": label, "column": col, "units": units, "better": better,
                          "primary": ((a, b), col) == (tuple(primary[0]), primary[1]), "n": n, "diff": diff,
@@ -270,9 +297,18 @@ def wide_table(
     names = [s for s in systems if s in set(table["system"]) or s in missing] + [RECORDING]
     out = {}
     if facts:
+
         def fact(s, key, fmt):
             v = facts.get(s, {}).get(key)
-            return "missing" if s in missing else "" if s == RECORDING else "not recorded" if v is None else fmt(v)
+            return (
+                "missing"
+                if s in missing
+                else ""
+                if s == RECORDING
+                else "not recorded"
+                if v is None
+                else fmt(v)
+            )
 
         out["trainable parameters"] = {s: fact(s, "trainable_params", lambda v: f"{v:,}") for s in names}
         out["dropout (training)"] = {s: fact(s, "dropout", lambda v: f"{v:g}") for s in names}
@@ -284,7 +320,9 @@ def wide_table(
                 cells[s] = "missing"
             elif len(r):
                 r = r.iloc[0]
-                cells[s] = f"{_num(r['mean'], digits)} [{_num(r['lo'], digits)}, {_num(r['hi'], digits)}] n={r['n']}"
+                cells[s] = (
+                    f"{_num(r['mean'], digits)} [{_num(r['lo'], digits)}, {_num(r['hi'], digits)}] n={r['n']}"
+                )
             else:
                 cells[s] = ""
         out[f"{label} ({units})"] = cells
@@ -303,7 +341,9 @@ def verdict_lines(diffs: pd.DataFrame, missing: dict | None = None) -> list[str]
     out = []
     for r in diffs.itertuples():
         if r.verdict.startswith(TOO_FEW):
-            what = "no clip" if r.n == 0 else f"{r.diff:+.2f} {r.units} on {r.n} clip{'s' if r.n != 1 else ''}"
+            what = (
+                "no clip" if r.n == 0 else f"{r.diff:+.2f} {r.units} on {r.n} clip{'s' if r.n != 1 else ''}"
+            )
             tail = f"{what}: no evidence either way"
         else:
             which = "p" if r.primary else "Holm-adjusted p"
@@ -349,7 +389,10 @@ def conclusion_lines(diffs: pd.DataFrame, missing: dict | None = None) -> list[s
         line = verdict_lines(prim)[0].split(" | ", 1)[1]
         out = [f"Primary question (declared before the run): {r['b']} vs {r['a']}, {line}"]
     else:
-        why = "; ".join(f"{n}: {missing[n]}" for n in PRIMARY_PAIR if n in missing) or "the pair was not evaluated"
+        why = (
+            "; ".join(f"{n}: {missing[n]}" for n in PRIMARY_PAIR if n in missing)
+            or "the pair was not evaluated"
+        )
         out = [f"Primary question ({PRIMARY_PAIR[1]} vs {PRIMARY_PAIR[0]}, {label}): not answered, {why}."]
     rest = diffs[~diffs["primary"]] if len(diffs) else diffs
     if len(rest):

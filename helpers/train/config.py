@@ -30,6 +30,7 @@ class TrainConfig:
     seed: int = 0
     log_every: int = 10
     eval_every: int = 250
+    eval_items: int = 16  # held-out items scored at each evaluation (the first N); stage 2 full mode: 64 dev clips
     ckpt_every: int = 250
     sample_every: int = 500
     keep_last: int = 3
@@ -78,6 +79,8 @@ class TrainConfig:
             base = dict(
                 steps=3000 if stage == "distill" else 1000, batch_size=16 if stage == "distill" else 4
             )
+            if stage == "finetune":  # every step choice is made on the dev clips: score (nearly) all of them
+                base["eval_items"] = 64
         base.update(stage=stage, out_dir=str(runs_root() / mode / stage))  # one run folder per mode
         base.update(overrides)
         return cls(**base)

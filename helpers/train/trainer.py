@@ -368,9 +368,10 @@ class Trainer:
         return True
 
     # ---- evaluation and samples ------------------------------------------------------------------
-    def evaluate(self, items: list[TrainItem] | None = None, max_items: int = 16) -> dict[str, float]:
-        """The student against the reference on held-out items (helpers.train.selection.held_out_scores)."""
-        return held_out_scores(self, (items if items is not None else self.val_items)[:max_items])
+    def evaluate(self, items: list[TrainItem] | None = None, max_items: int | None = None) -> dict[str, float]:
+        """The student against the reference on the first `max_items` (default cfg.eval_items) held-out items."""
+        n = self.cfg.eval_items if max_items is None else max_items
+        return held_out_scores(self, (items if items is not None else self.val_items)[:n])
 
     def write_sample(self, voice_pack: torch.Tensor, tag: str | None = None) -> dict[str, Path]:
         """Synthesize cfg.sample_text with the teacher (once) and the current student; save wavs."""

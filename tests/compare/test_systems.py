@@ -137,9 +137,10 @@ def test_summary_has_n_t_intervals_parameters_and_dropout():
 def test_one_family_holm_adjusted_with_the_primary_declared_apart():
     df = _per_utterance()
     pairs = SY.default_pairs(df.attrs["models"])
-    assert pairs[-1] == SY.ARCHITECTURE == SY.PRIMARY_PAIR and len(pairs) == 4
+    assert pairs[-1] == SY.ARCHITECTURE == SY.PRIMARY_PAIR and len(pairs) == 5
+    assert pairs[-2] == ("Mamba (stage 1)", "Mamba (stage 2)"), "what stage 2 buys the Mamba"
     diffs = SY.systems_differences(df, pairs)
-    assert len(diffs) == 4 * 4, "one row per (pair, metric), no more"
+    assert len(diffs) == 5 * 4, "one row per (pair, metric), no more"
     prim = diffs[diffs["primary"]]
     assert len(prim) == 1 and prim.iloc[0]["column"] == SY.PRIMARY_METRIC == "boundary_tempo_ms"
     assert prim.iloc[0]["metric"] == "token boundary error, tempo-normalised" and prim.iloc[0]["p_adj"] == prim.iloc[0]["p"]
@@ -175,7 +176,7 @@ def test_below_the_minimum_n_every_metric_says_too_few_clips():
     for n in (1, SY.MIN_N - 1):
         df = _per_utterance(n=n, stage2_shift=300.0)  # a huge gap: still no evidence at this n
         diffs = SY.systems_differences(df, SY.default_pairs(df.attrs["models"]))
-        assert len(diffs) == 16 and diffs["verdict"].str.startswith("too few clips (n=").all(), n
+        assert len(diffs) == 20 and diffs["verdict"].str.startswith("too few clips (n=").all(), n
         assert (diffs["n"] == n).all()
         lines = SY.verdict_lines(diffs)
         assert SY.lines_agree(lines, diffs) and any("no verdict on any metric" in ln for ln in lines)
@@ -194,7 +195,7 @@ def test_the_conclusion_is_built_from_the_paired_verdicts_with_n_and_intervals()
     assert concl[0].startswith("Primary question (declared before the run): Mamba (stage 2) vs LSTM (stage 2), "
                                "token boundary error, tempo-normalised")  # fmt: skip
     assert "Mamba (stage 2) worse (n=12;" in concl[0] and "95% CI [" in concl[0]
-    assert concl[1] == "Other comparisons (15 verdicts, Holm-adjusted together): 12 no difference shown, 3 worse."
+    assert concl[1] == "Other comparisons (19 verdicts, Holm-adjusted together): 14 no difference shown, 5 worse."
     no_arch = diffs[diffs["b"] != "Mamba (stage 2)"].assign(primary=False)
     concl = SY.conclusion_lines(no_arch, missing={"Mamba (stage 2)": "no adapter"})
     assert concl[0].startswith("Primary question") and "not answered, Mamba (stage 2): no adapter" in concl[0]
