@@ -8,6 +8,7 @@ fitted pack). Files go to `args.out`:
     prep        preparation.json, split.json                     notebook 04: prepare_recordings
     alignment   alignment.json                                   durations vs the speaker's true word edges
     voice       voice.csv, voice.json                            notebook 04: fitted_voice; vs the nearest stock pack
+    lr_pilot    lr_pilot.csv                                     stage 2's learning rate, chosen on dev
     stage2      stage2/<student>-metrics.csv, stage2.json        notebook 05: finetune, Mamba and LSTM control
     systems     plan.json, per_utterance.csv, table.csv,         notebook 06: four systems on the test split
                 differences.csv, conclusion.txt
@@ -41,7 +42,7 @@ def prep(kokoro, S, args, state: dict) -> tuple[bool, dict]:
     state["data"] = data
     shutil.copyfile(data.split_file, args.out / "split.json")
     summary = data.summary().iloc[0].to_dict()
-    facts = {k: (int(v) if isinstance(v, (np.integer, int)) else float(v)) for k, v in summary.items()}
+    facts = {k: (int(v) if float(v).is_integer() else float(v)) for k, v in summary.items()}  # counts stay ints
     record = {"dataset": str(S.dataset_dir()), "cache": str(data.cache_dir), "summary": facts,
               "reference_voice": data.manifest["reference_voice"], "split_hash": data.split_hash,
               "refused": data.manifest["refused"], "failed": data.failed,
@@ -49,7 +50,7 @@ def prep(kokoro, S, args, state: dict) -> tuple[bool, dict]:
     _write_json(args.out / "preparation.json", record)
     return data.stats.get("computed", 0) > 0, {
         "clips": facts["items"],
-        "computed": facts["computed"],
+        "clips_computed": facts["computed"],
         "train": facts["train"],
         "dev": facts["dev"],
         "test": facts["test"],
@@ -136,32 +137,78 @@ def voice(kokoro, S, args, state: dict) -> tuple[bool, dict]:
 # -------------------------------------------------------------------------------------------- stage 2
 
 
+def stage2_config(S, args, lr: float, steps: int):
+    """The stage-2 TrainConfig of the rehearsal: full mode's defaults with the budget of `args`; warm-up 10%."""
+    from helpers.train.config import TrainConfig
+
+    return TrainConfig.for_mode(S.mode, "finetune", steps=steps, batch_size=args.batch_size, lr=lr,
+                                warmup_steps=max(1, steps // 10), eval_every=min(args.eval_every, steps),
+                                ckpt_every=min(args.eval_every, steps), sample_every=steps)  # fmt: skip
+
+
+def _students(S, root: Path):
+    from helpers.transplant.adapters import SHIPPED_ADAPTER
+
+    return (("mamba", SHIPPED_ADAPTER, root / "finetune"), ("lstm", None, root / "finetune-lstm"))
+
+
+def _finished(out: Path, steps: int) -> bool:
+    from helpers.transplant.adapters import adapter_info
+
+    try:
+        return adapter_info(out / "adapter")["metadata"].get("steps") == steps
+    except (OSError, ValueError):
+        return False
+
+
+def lr_pilot(kokoro, S, args, state: dict) -> tuple[bool, dict]:
+    """The stage-2 learning rate, measured before it is chosen: each candidate trains both students for
+    `args.pilot_steps` steps (same schedule shape); the rate with the lowest mean dev boundary error of the two
+    kept steps wins (dev clips only: the test split is not read). Skipped when --lr names one."""
+    from helpers.train.stage2 import finetune
+
+    if args.lr is not None:
+        state["lr"] = args.lr
+        return False, {"lr": args.lr, "chosen_by": "--lr"}
+    data, pack = state["data"], state["pack"]
+    rows, computed = [], False
+    for lr in args.pilot_lrs:
+        cfg = stage2_config(S, args, lr, args.pilot_steps)
+        for student, init, out in _students(S, Path(S.runs_dir) / "lr-pilot" / f"lr{lr:g}"):
+            computed |= not _finished(out, cfg.steps)
+            run = finetune(kokoro, data, pack, cfg, student, init=init, out=out, voice=state["voice_path"],
+                           samples=False)  # fmt: skip
+            rows.append({"lr": lr, "student": student, "steps": cfg.steps, "kept_step": run.kept_step,
+                         "start_dev_boundary_ms": run.start_scores["val_boundary_ms"],
+                         "kept_dev_boundary_ms": run.kept_scores["val_boundary_ms"],
+                         "kept_dev_f0_rmse_hz": run.kept_scores["val_f0_rmse_hz"]})  # fmt: skip
+    table = pd.DataFrame(rows)
+    table["change_ms"] = table["kept_dev_boundary_ms"] - table["start_dev_boundary_ms"]
+    table.to_csv(args.out / "lr_pilot.csv", index=False)
+    print(table.round(3).to_string(index=False))
+    state["lr"] = float(table.groupby("lr")["kept_dev_boundary_ms"].mean().idxmin())
+    print(f"  chosen stage-2 lr: {state['lr']:g} (lowest mean dev boundary error of the two students)")
+    return computed, {"lr": state["lr"], "chosen_by": "dev boundary error after the pilot steps"}
+
+
 def stage2(kokoro, S, args, state: dict) -> tuple[bool, dict]:
     """Notebook 05's stage 2 for the Mamba (from the shipped stage-1 adapter) and the same-recipe LSTM control."""
     import time
 
-    from helpers.train.config import TrainConfig
     from helpers.train.stage2 import finetune, stage2_table
-    from helpers.transplant.adapters import SHIPPED_ADAPTER, adapter_info
+    from helpers.transplant.adapters import adapter_info
 
     data, pack = state["data"], state["pack"]
-    cfg = TrainConfig.for_mode(S.mode, "finetune", steps=args.steps, batch_size=args.batch_size, lr=args.lr,
-                               eval_every=args.eval_every, ckpt_every=args.eval_every,
-                               sample_every=args.steps)  # fmt: skip
-    runs, facts, computed = {}, {}, False
-    for student, init, folder in (("mamba", SHIPPED_ADAPTER, "finetune"), ("lstm", None, "finetune-lstm")):
-        out = Path(S.runs_dir) / folder
-        try:
-            done = adapter_info(out / "adapter")["metadata"].get("steps") == cfg.steps
-        except (OSError, ValueError):
-            done = False
+    cfg = stage2_config(S, args, state["lr"], args.steps)
+    runs, facts, computed = {}, {"lr": cfg.lr, "steps": cfg.steps}, False
+    (args.out / "stage2").mkdir(exist_ok=True)
+    for student, init, out in _students(S, Path(S.runs_dir)):
+        computed |= not _finished(out, cfg.steps)
         t0 = time.perf_counter()
         runs[student] = finetune(
             kokoro, data, pack, cfg, student, init=init, out=out, voice=state["voice_path"]
         )
         facts[f"{student}_seconds"] = round(time.perf_counter() - t0, 1)
-        computed |= not done
-        (args.out / "stage2").mkdir(exist_ok=True)
         shutil.copyfile(runs[student].trainer.log.path, args.out / "stage2" / f"{student}-metrics.csv")
     table = stage2_table(runs["mamba"], runs["lstm"])
     table.to_csv(args.out / "stage2" / "dev_scores.csv")

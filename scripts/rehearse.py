@@ -6,6 +6,7 @@ The route a user takes in notebooks 04-06, run by the workbook's own functions i
     prep        prepare_recordings (validation, reference voice by F0, DTW, pYIN, word check) and the split
     alignment   the prepared durations against the speaker's true word boundaries (helpers.data.truth)
     voice       fitted_voice on train (early stop on dev), then it and the nearest stock pack on test: MCD, F0 RMSE
+    lr_pilot    stage 2's learning rate: a few steps per candidate and student, chosen on the dev clips
     stage2      finetune for the Mamba (from the shipped stage-1 adapter) and the same-recipe LSTM control
     systems     notebook 06's four systems on the test split: plan.json first, then table, paired verdicts
 
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -32,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from helpers.argtypes import real, whole  # noqa: E402
 from helpers.settings import REPO_ROOT, Settings, runs_root  # noqa: E402
 
-PHASES = ("prep", "alignment", "voice", "stage2", "systems")
+PHASES = ("prep", "alignment", "voice", "lr_pilot", "stage2", "systems")
 
 
 def commit() -> str:
@@ -58,6 +60,7 @@ class Timings:
         old = self.data.get(phase)
         if computed or old is None:
             self.data[phase] = {"seconds": round(seconds, 1), "computed": computed, "commit": commit(),
+                                "load_average_1min": round(os.getloadavg()[0], 2),
                                 "finished": time.strftime("%Y-%m-%d %H:%M:%S"), **extra}  # fmt: skip
         self.path.write_text(json.dumps(self.data, indent=1))
 
@@ -73,7 +76,16 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--device", default="cpu")
     p.add_argument("--steps", type=whole(1), default=300, help="stage-2 steps, each student")
     p.add_argument("--batch-size", type=whole(1), default=4, help="stage-2 batch")
-    p.add_argument("--lr", type=real(0, lo_open=True), default=1e-4, help="stage-2 learning rate")
+    p.add_argument(
+        "--lr", type=real(0, lo_open=True), default=None, help="stage-2 lr (default: the pilot's choice)"
+    )
+    p.add_argument(
+        "--pilot-lrs",
+        type=lambda t: [real(0, lo_open=True)(x) for x in t.split(",")],
+        default=[1e-4, 3e-4, 1e-3],
+        help="stage-2 learning rates the pilot tries (comma-separated)",
+    )
+    p.add_argument("--pilot-steps", type=whole(1), default=40, help="steps of each pilot run")
     p.add_argument("--eval-every", type=whole(1), default=50, help="stage-2 dev evaluation (and step choice)")
     p.add_argument("--voice-epochs", type=whole(1), default=4, help="fitted voice: at most this many epochs")
     p.add_argument(
@@ -98,7 +110,7 @@ def main(argv=None) -> int:
     S = Settings.from_env(mode="full", device=args.device, runs_dir=args.runs)
     if args.data is not None:
         S.dataset = str(args.data)
-    elif S.dataset == "auto" and not __import__("os").environ.get("KOKORO_MAMBA_DATASET"):
+    elif S.dataset == "auto" and not os.environ.get("KOKORO_MAMBA_DATASET"):
         S.dataset = str(Path(S.cache_dir) / "rehearsal-slt")
     S.seed_everything()
     timings = Timings(args.out / "timings.json")
