@@ -33,6 +33,7 @@ from helpers.data.prepare import ItemTargets  # noqa: E402
 from helpers.data.readers import read_dataset  # noqa: E402
 from helpers.data.recordings import prepare_recordings, recordings_config  # noqa: E402
 from helpers.data.truth import compare_words, summarize, word_spans  # noqa: E402
+from helpers.outputs import dataset_cache_name  # noqa: E402
 from helpers.settings import Settings  # noqa: E402
 
 
@@ -144,7 +145,7 @@ def main(argv=None) -> int:
     S = Settings.from_env(dataset=str(folder))
     kk = None
     if args.from_cache:
-        items = cached_items(Path(S.cache_dir) / "datasets" / folder.name)[: args.limit]
+        items = cached_items(Path(S.cache_dir) / "datasets" / dataset_cache_name(folder))[: args.limit]
     else:
         t0 = time.perf_counter()
         kk = load_kokoro("offline-int8", verbose=False)

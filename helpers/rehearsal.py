@@ -42,7 +42,9 @@ def prep(kokoro, S, args, state: dict) -> tuple[bool, dict]:
     state["data"] = data
     shutil.copyfile(data.split_file, args.out / "split.json")
     summary = data.summary().iloc[0].to_dict()
-    facts = {k: (int(v) if float(v).is_integer() else float(v)) for k, v in summary.items()}  # counts stay ints
+    facts = {
+        k: (int(v) if float(v).is_integer() else float(v)) for k, v in summary.items()
+    }  # counts stay ints
     record = {"dataset": str(S.dataset_dir()), "cache": str(data.cache_dir), "summary": facts,
               "reference_voice": data.manifest["reference_voice"], "split_hash": data.split_hash,
               "refused": data.manifest["refused"], "failed": data.failed,
