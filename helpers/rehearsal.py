@@ -167,6 +167,7 @@ def lr_pilot(kokoro, S, args, state: dict) -> tuple[bool, dict]:
     """The stage-2 learning rate, measured before it is chosen: each candidate trains both students for
     `args.pilot_steps` steps (same schedule shape); the rate with the lowest mean dev boundary error of the two
     kept steps wins (dev clips only: the test split is not read). Skipped when --lr names one."""
+    from helpers.train.selection import RULES
     from helpers.train.stage2 import finetune
 
     if args.lr is not None:
@@ -181,16 +182,18 @@ def lr_pilot(kokoro, S, args, state: dict) -> tuple[bool, dict]:
             run = finetune(kokoro, data, pack, cfg, student, init=init, out=out, voice=state["voice_path"],
                            samples=False)  # fmt: skip
             rows.append({"lr": lr, "student": student, "steps": cfg.steps, "kept_step": run.kept_step,
-                         "start_dev_boundary_ms": run.start_scores["val_boundary_ms"],
-                         "kept_dev_boundary_ms": run.kept_scores["val_boundary_ms"],
-                         "kept_dev_f0_rmse_hz": run.kept_scores["val_f0_rmse_hz"]})  # fmt: skip
+                         **{f"start_{k}": v for k, v in run.start_scores.items()},
+                         **{f"kept_{k}": v for k, v in run.kept_scores.items()}})  # fmt: skip
     table = pd.DataFrame(rows)
-    table["change_ms"] = table["kept_dev_boundary_ms"] - table["start_dev_boundary_ms"]
     table.to_csv(args.out / "lr_pilot.csv", index=False)
     print(table.round(3).to_string(index=False))
-    state["lr"] = float(table.groupby("lr")["kept_dev_boundary_ms"].mean().idxmin())
-    print(f"  chosen stage-2 lr: {state['lr']:g} (lowest mean dev boundary error of the two students)")
-    return computed, {"lr": state["lr"], "chosen_by": "dev boundary error after the pilot steps"}
+    metric = f"kept_{RULES['finetune'][0]}"  # the score stage 2 keeps its step by
+    state["lr"] = float(table.groupby("lr")[metric].mean().idxmin())
+    print(f"  chosen stage-2 lr: {state['lr']:g} (lowest mean {metric} of the two students)")
+    return computed, {
+        "lr": state["lr"],
+        "chosen_by": f"mean dev {RULES['finetune'][0]} after the pilot steps",
+    }
 
 
 def stage2(kokoro, S, args, state: dict) -> tuple[bool, dict]:

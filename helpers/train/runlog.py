@@ -28,6 +28,7 @@ FIELDS = [
     "skipped",
     "val_dur_within_1",
     "val_boundary_ms",
+    "val_boundary_tempo_ms",
     "val_f0_rmse_hz",
     "sec_per_step",
 ]

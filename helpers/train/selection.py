@@ -5,7 +5,8 @@ here. Those items are a **dev** split, never a test split: in stage 2 the record
 (helpers.train.stage2 passes `data.dev`; the test clips are notebook 06's verdict and no run reads them), in stage 1
 the text corpus's held-out sentences. The keys keep the prefix `val_` (validation = dev). One score decides:
 
-    finetune   val_boundary_ms    lower is better: token edges vs the dev recordings (ms)
+    finetune   val_boundary_tempo_ms  lower is better: token edges vs the dev recordings (ms), tempo-normalised:
+                                      notebook 06's declared primary metric (rhythm, not speaking rate)
     distill    val_dur_within_1   higher is better: durations within one frame of the teacher
 
 Stage 2 keeps the dev-best weights: they are what its adapter holds (`keep_weights=True`), so a run that
@@ -26,7 +27,7 @@ from helpers.kokoro.forward import duration_logits, durations_from_logits, encod
 from helpers.kokoro.g2p import spoken_tokens
 from helpers.train.items import TrainItem, collate
 
-RULES = {"finetune": ("val_boundary_ms", "min"), "distill": ("val_dur_within_1", "max")}
+RULES = {"finetune": ("val_boundary_tempo_ms", "min"), "distill": ("val_dur_within_1", "max")}
 
 
 class HeldOutBest:
@@ -66,7 +67,11 @@ class HeldOutBest:
 
     def load_state_dict(self, state: dict | None) -> None:
         state = state or {}  # checkpoints from before held-out selection: nothing kept yet
-        self.step, self.scores, self.weights = state.get("step"), dict(state.get("scores") or {}), state.get("weights")
+        self.step, self.scores, self.weights = (
+            state.get("step"),
+            dict(state.get("scores") or {}),
+            state.get("weights"),
+        )
 
     def metadata(self, last_step: int) -> dict:
         """What an adapter records about the selection: the rule, the step kept and its held-out scores."""
@@ -82,7 +87,8 @@ class HeldOutBest:
 @torch.no_grad()
 def held_out_scores(trainer, items: list[TrainItem]) -> dict[str, float]:
     """The student against the reference on held-out items, with the metrics of helpers.compare.metrics:
-    durations within 1 frame, token-boundary error (ms), F0 RMSE (Hz, frames voiced in both).
+    durations within 1 frame, token-boundary error (ms) plain and tempo-normalised, F0 RMSE (Hz, frames voiced in
+    both).
 
     Reference: the teacher in stage 1; the recording's targets in stage 2. The student's F0 is computed
     on the reference's durations, so both curves share one time grid. Stage 2 leaves out the durations of
@@ -93,7 +99,7 @@ def held_out_scores(trainer, items: list[TrainItem]) -> dict[str, float]:
         return {}
     was_training = trainer.model.predictor.text_encoder.training
     trainer.model.eval()
-    durs, refs, f0s, f0_refs, edges_ms = [], [], [], [], []
+    durs, refs, f0s, f0_refs, edges_ms, tempo_ms = [], [], [], [], [], []
     for it in items:
         batch = collate([it]).to(trainer.device)
         batch.d_en = trainer._cached_upstream(batch)
@@ -114,10 +120,11 @@ def held_out_scores(trainer, items: list[TrainItem]) -> dict[str, float]:
         f0s.append(f0_s.float().cpu().numpy())
         f0_refs.append(f0_ref.float().cpu().numpy())
         edges_ms.append(M.boundary_mae_ms(durs[-1], refs[-1]))
+        tempo_ms.append(M.tempo_boundary_mae_ms(durs[-1], refs[-1]))
     trainer.model.predictor.text_encoder.train(was_training)
     return {
         "val_dur_within_1": M.duration_within(np.concatenate(durs), np.concatenate(refs)) / 100.0,
         "val_boundary_ms": float(np.mean(edges_ms)),
+        "val_boundary_tempo_ms": float(np.nanmean(tempo_ms)) if np.isfinite(tempo_ms).any() else float("nan"),
         "val_f0_rmse_hz": M.f0_rmse(np.concatenate(f0s), np.concatenate(f0_refs)),
     }
-

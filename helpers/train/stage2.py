@@ -27,7 +27,8 @@ How the pieces fit, per call:
       choose the step kept, nothing else); only `out_dir` differs between students, and torch's
       global RNG (decoder crops and noise) is seeded with `cfg.seed` for both. A finished or interrupted run in
       `out` with the same voice and start is resumed; otherwise its checkpoints are set aside (never deleted).
-  (d) the adapter: `out/adapter`, the dev-best weights by token-boundary error (helpers.train.selection), its
+  (d) the adapter: `out/adapter`, the dev-best weights by the tempo-normalised token-boundary error (notebook 06's
+      primary metric; helpers.train.selection), the start itself (step 0) included when no step beats it; its
       metadata naming the student, start (`init_adapter`), voice, `trainable_params`, `dropout`, what it saw
       (`split_hash`, `train_ids`, `selection_ids` = the dev ids), the step kept and its dev scores.
 """
@@ -195,6 +196,7 @@ def finetune(
     trainer.metadata["trainable_params"] = sum(p.numel() for p in model.parameters() if p.requires_grad)
     start = trainer.evaluate()
     trainer.metadata["start_scores"] = start
+    trainer.kept.offer(0, start, model.predictor.text_encoder)  # the start is a candidate: no step may be better
     try:
         resumed = trainer.resume(fresh=not same)
     except ResumeRefused as exc:  # checkpoints of another run (another design, data, schedule): set aside
