@@ -12,6 +12,7 @@ fitted pack). Files go to `args.out`:
     stage2      stage2/<student>-metrics.csv, stage2.json        notebook 05: finetune, Mamba and LSTM control
     systems     plan.json, per_utterance.csv, table.csv,         notebook 06: four systems on the test split
                 differences.csv, conclusion.txt
+    anatomy     anatomy.csv, anatomy.json                        the final phone's share of the boundary errors
 """
 
 from __future__ import annotations
@@ -32,6 +33,34 @@ from helpers.data.truth import compare_words, summarize, word_spans
 def _write_json(path: Path, obj) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(obj, indent=1, default=str))
+
+
+def _data(kokoro, S, state: dict):
+    """The prepared recordings (prep's, or loaded from its cache when a run starts at a later phase)."""
+    if "data" not in state:
+        state["data"] = prepare_recordings(kokoro, S, progress=False, verbose=False)
+    return state["data"]
+
+
+def _pack(kokoro, S, args, state: dict):
+    """The fitted voice (voice's, or its cached file: the same data and budget find the same file)."""
+    if "pack" not in state:
+        from helpers.train.fit_voice import FitVoiceConfig, fitted_voice
+
+        cfg = FitVoiceConfig.for_mode(S.mode, epochs=args.voice_epochs, max_clips=args.voice_clips)
+        state["pack"], state["voice_path"] = fitted_voice(
+            kokoro, _data(kokoro, S, state), S, cfg, progress=False
+        )
+    return state["pack"]
+
+
+def _lr(args, state: dict) -> float:
+    """Stage 2's learning rate: --lr, else the pilot's choice (this run's, or the one timings.json records)."""
+    if args.lr is not None:
+        return args.lr
+    if "lr" not in state:
+        state["lr"] = json.loads((args.out / "timings.json").read_text())["lr_pilot"]["lr"]
+    return state["lr"]
 
 
 # ---------------------------------------------------------------------------------------------- prep
@@ -77,7 +106,7 @@ def alignment_rows(data, folder: Path) -> tuple[list[dict], list[str]]:
 
 
 def alignment(kokoro, S, args, state: dict) -> tuple[bool, dict]:
-    rows, unscored = alignment_rows(state["data"], S.dataset_dir())
+    rows, unscored = alignment_rows(_data(kokoro, S, state), S.dataset_dir())
     both = np.concatenate([np.concatenate([r["start_ms"], r["end_ms"]]) for r in rows])
     offset = float(np.median(both))
     table = {
@@ -108,7 +137,7 @@ def voice(kokoro, S, args, state: dict) -> tuple[bool, dict]:
     from helpers.compare.voice_fit import score_pack
     from helpers.train.fit_voice import FitVoiceConfig, fitted_voice, reference_voice_of
 
-    data = state["data"]
+    data = _data(kokoro, S, state)
     cfg = FitVoiceConfig.for_mode(S.mode, epochs=args.voice_epochs, max_clips=args.voice_clips)
     cached = set((Path(S.runs_dir) / "voices").glob("*.safetensors"))
     pack, path = fitted_voice(kokoro, data, S, cfg)
@@ -173,7 +202,7 @@ def lr_pilot(kokoro, S, args, state: dict) -> tuple[bool, dict]:
     if args.lr is not None:
         state["lr"] = args.lr
         return False, {"lr": args.lr, "chosen_by": "--lr"}
-    data, pack = state["data"], state["pack"]
+    data, pack = _data(kokoro, S, state), _pack(kokoro, S, args, state)
     rows, computed = [], False
     for lr in args.pilot_lrs:
         cfg = stage2_config(S, args, lr, args.pilot_steps)
@@ -203,8 +232,8 @@ def stage2(kokoro, S, args, state: dict) -> tuple[bool, dict]:
     from helpers.train.stage2 import finetune, stage2_table
     from helpers.transplant.adapters import adapter_info
 
-    data, pack = state["data"], state["pack"]
-    cfg = stage2_config(S, args, state["lr"], args.steps)
+    data, pack = _data(kokoro, S, state), _pack(kokoro, S, args, state)
+    cfg = stage2_config(S, args, _lr(args, state), args.steps)
     runs, facts, computed = {}, {"lr": cfg.lr, "steps": cfg.steps}, False
     (args.out / "stage2").mkdir(exist_ok=True)
     for student, init, out in _students(S, Path(S.runs_dir)):
@@ -235,7 +264,7 @@ def systems(kokoro, S, args, state: dict) -> tuple[bool, dict]:
     """Notebook 06's four systems on the test split: the plan first, then every system speaks, then the verdicts."""
     from helpers import compare as C
 
-    data, pack = state["data"], state["pack"]
+    data, pack = _data(kokoro, S, state), _pack(kokoro, S, args, state)
     found = C.four_systems(kokoro, S.runs_dir)
     print(found.stage1_note, *found.lines(), sep="\n  ")
     plan = C.analysis_plan([x.id for x in data.test], data.split_hash)
@@ -257,3 +286,54 @@ def systems(kokoro, S, args, state: dict) -> tuple[bool, dict]:
         "test_clips": len(data.test),
         "notes": df.attrs.get("notes", []),
     }
+
+
+# -------------------------------------------------------------------------------------------- anatomy
+
+
+def anatomy(kokoro, S, args, state: dict) -> tuple[bool, dict]:
+    """What a change of the boundary error is made of, per system on the test clips: Kokoro holds an utterance's
+    final phone long (it runs on into the silence), a recording's DTW targets often do not, and tempo
+    normalisation spreads that one token's excess over every edge. So beside the two metrics of the table, the
+    tempo-normalised error without the final spoken token, the final token's error (frames) and the length
+    ratio (spoken tokens), with the stage-2 pairs' paired differences (anatomy.csv, anatomy.json)."""
+    import torch
+
+    from helpers import compare as C
+    from helpers.compare import metrics as M
+    from helpers.compare.stats import compare_paired
+    from helpers.kokoro.forward import predict_durations, style_for
+    from helpers.kokoro.g2p import spoken_tokens
+
+    data, pack = _data(kokoro, S, state), _pack(kokoro, S, args, state)
+    found = C.four_systems(kokoro, S.runs_dir)
+    rows = []
+    for name, kk in found.models.items():
+        model = getattr(kk, "model", kk).eval()
+        for tg in data.test:
+            ids = torch.as_tensor(tg.token_ids).reshape(1, -1)  # (1, T)
+            style = style_for(pack, max(len(tg.token_ids) - 2, 1)).reshape(1, -1)  # (1, 256)
+            with torch.no_grad():
+                _, _, dur = predict_durations(model, ids, style, 1.0)  # (T,)
+            keep = spoken_tokens(tg.token_ids)
+            p, r = dur.cpu().numpy()[keep], np.asarray(tg.durations)[keep]  # (T',) each
+            rows.append({"id": tg.id, "model": name, "boundary_ms": M.boundary_mae_ms(p, r),
+                         "boundary_tempo_ms": M.tempo_boundary_mae_ms(p, r),
+                         "tempo_without_final_ms": M.tempo_boundary_mae_ms(p[:-1], r[:-1]),
+                         "final_token_error_frames": float(p[-1] - r[-1]), "length_ratio": float(p.sum() / r.sum())})  # fmt: skip
+    df = pd.DataFrame(rows)
+    df.to_csv(args.out / "anatomy.csv", index=False)
+    cols = [
+        "boundary_ms",
+        "boundary_tempo_ms",
+        "tempo_without_final_ms",
+        "final_token_error_frames",
+        "length_ratio",
+    ]
+    means = df.groupby("model", sort=False)[cols].mean()
+    print(means.round(2).to_string())
+    pairs = [p for p in C.default_pairs(found.models) if p[0] != p[1]]
+    diffs = {f"{b} vs {a}": {c: compare_paired(*(df[df["model"] == m].set_index("id")[c] for m in (a, b)), "lower",
+                                                (a, b)).to_dict() for c in cols[:3]} for a, b in pairs}  # fmt: skip
+    _write_json(args.out / "anatomy.json", {"means": means.to_dict(orient="index"), "paired": diffs})
+    return True, {"systems": list(found.models)}

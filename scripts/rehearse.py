@@ -9,10 +9,12 @@ The route a user takes in notebooks 04-06, run by the workbook's own functions i
     lr_pilot    stage 2's learning rate: a few steps per candidate and student, chosen on the dev clips
     stage2      finetune for the Mamba (from the shipped stage-1 adapter) and the same-recipe LSTM control
     systems     notebook 06's four systems on the test split: plan.json first, then table, paired verdicts
+    anatomy     what the boundary errors are made of (the final phone's run-on against the rest), per system
 
     python scripts/make_rehearsal_speaker.py               # the speaker (Festival, ~30 s)
     python scripts/rehearse.py --steps 300                 # everything (resumes: each phase caches its work)
-    python scripts/rehearse.py --until prep                # one phase at a time
+    python scripts/rehearse.py --until prep                # up to a phase
+    python scripts/rehearse.py --only anatomy              # one phase (what it needs comes from the caches)
 
 Everything goes to --out (default runs/rehearsal-slt/results; the shipped copy is results/rehearsal-slt, written
 only with --overwrite) and --runs (the run folder: checkpoints, fitted voice, adapters). `timings.json` holds each
@@ -34,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from helpers.argtypes import real, whole  # noqa: E402
 from helpers.settings import REPO_ROOT, Settings, runs_root  # noqa: E402
 
-PHASES = ("prep", "alignment", "voice", "lr_pilot", "stage2", "systems")
+PHASES = ("prep", "alignment", "voice", "lr_pilot", "stage2", "systems", "anatomy")
 
 
 def commit() -> str:
@@ -73,6 +75,12 @@ def parse_args(argv=None) -> argparse.Namespace:
         "--runs", type=Path, default=runs_root() / "rehearsal-slt", help="run folder (adapters, voice)"
     )
     p.add_argument("--until", choices=PHASES, default=PHASES[-1], help="stop after this phase")
+    p.add_argument(
+        "--only",
+        type=lambda t: t.split(","),
+        default=None,
+        help="run only these phases (comma-separated); what they need is read from the earlier ones' caches",
+    )
     p.add_argument("--device", default="cpu")
     p.add_argument("--steps", type=whole(1), default=300, help="stage-2 steps, each student")
     p.add_argument("--batch-size", type=whole(1), default=4, help="stage-2 batch")
@@ -121,7 +129,13 @@ def main(argv=None) -> int:
 
     kokoro = load_kokoro(S.weights, device=S.device)
     state: dict = {}
+    unknown = set(args.only or []) - set(PHASES)
+    if unknown:
+        print(f"error: --only names unknown phases {sorted(unknown)}; choose from {PHASES}", file=sys.stderr)
+        return 2
     for name in PHASES:
+        if args.only and name not in args.only:
+            continue
         t0 = time.perf_counter()
         computed, extra = getattr(phases, name)(kokoro, S, args, state)
         timings.record(name, time.perf_counter() - t0, computed, **extra)

@@ -58,7 +58,7 @@ def test_the_rehearsal_runs_every_phase_at_a_tiny_size(tiny):
             "--voice-epochs", "1", "--voice-clips", "2", "--pilot-lrs", "1e-4,1e-3", "--pilot-steps", "1"]  # fmt: skip
     assert _driver().main(args) == 0
     timings = json.loads((out / "timings.json").read_text())
-    assert list(timings) == ["prep", "alignment", "voice", "lr_pilot", "stage2", "systems"]
+    assert list(timings) == ["prep", "alignment", "voice", "lr_pilot", "stage2", "systems", "anatomy"]
     assert all(t["computed"] and t["seconds"] > 0 for t in timings.values())
     split = json.loads((out / "split.json").read_text())
     test_ids = set(split["test"])
@@ -92,7 +92,10 @@ def test_the_rehearsal_runs_every_phase_at_a_tiny_size(tiny):
     diffs = pd.read_csv(out / "differences.csv")
     assert diffs["verdict"].str.startswith("too few clips").all(), "two or three test clips: no verdict"
     assert (out / "conclusion.txt").read_text().startswith("Primary question")
-    # a second run computes nothing again, and keeps the first run's times
-    assert _driver().main([*args, "--until", "stage2"]) == 0
+    anatomy = json.loads((out / "anatomy.json").read_text())
+    assert "Mamba (stage 2) vs Mamba (stage 1)" in anatomy["paired"] and len(anatomy["means"]) == 4
+    # one phase again, alone: what it needs comes from the caches, and a finished stage 2 is not trained again
+    assert _driver().main([*args, "--only", "stage2"]) == 0
     again = json.loads((out / "timings.json").read_text())
     assert again["prep"] == timings["prep"] and again["stage2"] == timings["stage2"]
+    assert _driver().main([*args, "--only", "nonsense"]) == 2
