@@ -3,14 +3,14 @@
 `helpers.data.prepare.prepare_dataset` computes the targets of every clip not yet cached (reference synthesis,
 pause-aware DTW, pYIN, the pocketsphinx check: about 1.5 s a clip on one CPU core) through `map_clips`:
 
-    results, run = map_clips(job, kokoro, clips, workers=None, cache_dir=S.cache_dir, desc="targets ...")
+    results, run = map_clips(job, kokoro, clips, workers=None, desc="targets ...")
     results[i] = job(kokoro, clips[i])        # in the clips' order, whichever path ran
     run.workers, run.serial_because            # processes used (1: serial), and why not the pool
 
 The pool: `workers` processes (None = the machine's cores), started with "spawn" (forking a process whose torch
 threads are running is unsafe), each with one torch thread (and one BLAS thread) and its own Kokoro, loaded once
 in the worker's initializer from the parent's weights source (`kokoro.source`: "hub" or "offline-int8",
-helpers.kokoro.loading) on the parent's device. A worker checks that its weights are bit for bit the parent's
+helpers.kokoro.loading; the same cache folder, `kokoro.cache_dir`) on the parent's device. A worker checks that its weights are bit for bit the parent's
 (`weights_fingerprint`), so a model changed after loading is never replaced by a fresh one unnoticed. `job` is
 pickled once per worker, each clip once; a progress bar (tqdm) counts the clips as they complete. Workers
 ignore Ctrl-C: an interrupt stops the parent, which cancels (or tells the workers to skip) every clip not started
@@ -34,7 +34,6 @@ import signal
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
-from pathlib import Path
 
 from tqdm.auto import tqdm
 
@@ -66,12 +65,16 @@ def machine_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def weights_fingerprint(model) -> str:
-    """A sha256 over every tensor of the model's state dict (names, dtypes, shapes and bytes), in name order."""
+def weights_fingerprint(model, skip=()) -> str:
+    """A sha256 over every tensor of the model's state dict (names, dtypes, shapes and bytes), in name order,
+    but the names in `skip`: a LoadedKokoro's `absent_keys`, which no weights file sets (ALBERT's unused pooler
+    keeps a random init that differs from load to load)."""
     import torch
 
     h = hashlib.sha256()
     for name, t in sorted(model.state_dict().items()):
+        if name in skip:
+            continue
         t = t.detach().cpu().contiguous()
         h.update(f"{name}|{t.dtype}|{tuple(t.shape)}".encode())
         h.update(t.reshape(-1).view(torch.uint8).numpy())
@@ -96,8 +99,9 @@ def why_serial(kokoro, n_clips: int, workers: int, job) -> str | None:
     return None
 
 
-def map_clips(job, kokoro, clips: list, *, workers: int | None = None, cache_dir=None, progress: bool = True,
-              desc: str = "clips") -> tuple[list, PoolRun]:  # fmt: skip
+def map_clips(
+    job, kokoro, clips: list, *, workers: int | None = None, progress: bool = True, desc: str = "clips"
+) -> tuple[list, PoolRun]:
     """[job(kokoro, clip) for clip in clips], through the pool where it can (module docstring), and how it ran."""
     wanted = machine_cores() if workers is None else int(workers)
     run = PoolRun(serial_because=why_serial(kokoro, len(clips), wanted, job))
@@ -105,7 +109,7 @@ def map_clips(job, kokoro, clips: list, *, workers: int | None = None, cache_dir
     if run.serial_because is None:
         run.workers = min(wanted, len(clips))
         try:
-            done = _pool(job, kokoro, clips, run.workers, cache_dir, progress, desc)
+            done = _pool(job, kokoro, clips, run.workers, progress, desc)
         except PoolUnavailable as e:
             done, run.serial_because = e.done, f"{e}; the {len(clips) - len(e.done)} clips left ran serially"
     rest = [i for i in range(len(clips)) if i not in done]
@@ -121,7 +125,7 @@ def map_clips(job, kokoro, clips: list, *, workers: int | None = None, cache_dir
 _WORKER: dict = {}  # in a worker process: its Kokoro and job, or why it cannot serve
 
 
-def _init_worker(source: str, device: str, cache_dir, fingerprint: str, job, stop) -> None:
+def _init_worker(source: str, device: str, cache_dir, fingerprint: str, skip, job, stop) -> None:
     """Runs once in each worker: one thread, no Ctrl-C, its own Kokoro checked against the parent's weights."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles an interrupt; the clip in hand finishes
     _WORKER["stop"] = stop
@@ -134,7 +138,7 @@ def _init_worker(source: str, device: str, cache_dir, fingerprint: str, job, sto
         from helpers.kokoro.loading import load_kokoro
 
         kokoro = load_kokoro(source, device=device, cache_dir=cache_dir, verbose=False)
-        mine = weights_fingerprint(kokoro.model)
+        mine = weights_fingerprint(kokoro.model, skip)
         if mine != fingerprint:
             raise RuntimeError(f"its {source} weights differ from the parent's ({mine} vs {fingerprint}): "
                                "the parent's model was changed after loading")  # fmt: skip
@@ -156,12 +160,13 @@ class _Unfit:
     why: str
 
 
-def _pool(job, kokoro, clips, workers: int, cache_dir, progress: bool, desc: str) -> dict:
+def _pool(job, kokoro, clips, workers: int, progress: bool, desc: str) -> dict:
     """index -> result for every clip, computed by `workers` spawned processes; PoolUnavailable when it fails."""
     spawn = mp.get_context("spawn")  # never fork: this process runs torch threads
     stop = spawn.Event()
-    init = (kokoro.source, str(kokoro.device), None if cache_dir is None else str(Path(cache_dir)),
-            weights_fingerprint(kokoro.model), job, stop)  # fmt: skip
+    cache_dir = getattr(kokoro, "cache_dir", None)  # where the parent's weights were read (None: the default)
+    skip = frozenset(getattr(kokoro, "absent_keys", None) or ())  # at their init value: no file sets them
+    init = (kokoro.source, str(kokoro.device), cache_dir, weights_fingerprint(kokoro.model, skip), skip, job, stop)
     ex = ProcessPoolExecutor(workers, mp_context=spawn, initializer=_init_worker, initargs=init)
     done: dict[int, object] = {}
     bar = tqdm(total=len(clips), desc=f"{desc} ({workers} workers)", disable=not progress)

@@ -296,8 +296,8 @@ def prepare_dataset(
     metas = {item.id: _cached_meta(cache, item, shash) for item in items}  # None: to compute
     todo = [item for item in items if metas[item.id] is None]
     job = functools.partial(compute_item, style=style, config=config, cache=cache, shash=shash)
-    results, run = map_clips(job, kokoro, todo, workers=config.workers, cache_dir=settings.cache_dir,
-                             progress=progress, desc=f"targets {cache.name}")  # fmt: skip
+    desc = f"targets {cache.name}"
+    results, run = map_clips(job, kokoro, todo, workers=config.workers, progress=progress, desc=desc)
     if verbose and todo and run.serial_because:
         print(f"{len(todo)} clips computed serially: {run.serial_because}")
     metas.update((item.id, meta) for item, meta in zip(todo, results))

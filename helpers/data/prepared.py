@@ -127,3 +127,30 @@ class PreparedDataset:
                 }
             )
         return pd.DataFrame(rows)
+
+
+def differences(a: PreparedDataset, b: PreparedDataset) -> list[str]:
+    """What differs between two preparations of the same clips (e.g. serial and pooled: helpers.data.pool), as
+    sentences; [] when they are bit-identical: the same settings hash, manifest rows in the same order (each with
+    its split), failures and split.json, and every item file holding the same arrays (dtype, shape, bytes) and
+    the same metadata. Timings, dates and the commit are not compared."""
+    import json
+
+    import numpy as np
+
+    out = []
+    for key in ("settings_hash", "items", "failed"):
+        if a.manifest.get(key) != b.manifest.get(key):
+            out.append(f"manifest[{key!r}] differs")
+    if json.loads(a.split_file.read_text()) != json.loads(b.split_file.read_text()):
+        out.append("split.json differs")
+    for row in a.manifest["items"]:
+        with np.load(a.cache_dir / row["file"]) as x, np.load(b.cache_dir / row["file"]) as y:
+            if sorted(x.files) != sorted(y.files):
+                out.append(f"{row['id']}: arrays {sorted(x.files)} vs {sorted(y.files)}")
+                continue
+            for k in x.files:
+                u, v = x[k], y[k]
+                if u.dtype != v.dtype or u.shape != v.shape or u.tobytes() != v.tobytes():
+                    out.append(f"{row['id']}: {k} differs")
+    return out
