@@ -43,7 +43,8 @@ FOLDER = "recording-scores"
 
 @functools.cache
 def scorer_identity(scorer: str) -> str:
-    """"<scorer> v<VERSION> <package>==<version> ..." (a package not installed reads "absent")."""
+    """The scorer's identity: its name, VERSION and package versions, e.g. "wer v1 pocketsphinx==5.1.1 ..."
+    (a package not installed reads "absent")."""
 
     def version(pkg: str) -> str:
         try:

@@ -47,7 +47,8 @@ def _clips(n=3):
 
 
 def _recordings(items, cache_dir):
-    df = evaluate_systems({}, items, voice=None, cache_dir=cache_dir)  # no system: the recordings' own rows only
+    # no system at all: only the recordings' own rows
+    df = evaluate_systems({}, items, voice=None, cache_dir=cache_dir)
     assert set(df["model"]) == {"recording"}
     return df
 
