@@ -46,8 +46,10 @@ The clips not yet cached are computed by `compute_item` (helpers.data.targets.co
 file), through a process pool of `PrepareConfig.workers` processes (None: the machine's cores; not part of the
 hash) with a progress bar over completed clips: helpers.data.pool, whose docstring says how each worker loads its
 own Kokoro and when the serial loop runs instead (one worker, few clips, weights that cannot be reloaded by
-name; the reason is printed and kept as `stats["serial_because"]`). Both paths run the same function, so they
-write the same item files, and the manifest rows keep the items' order. A clip that fails is reported in
+name; the reason is printed and kept as `stats["serial_because"]`). Both paths run the same function, and each
+clip's targets depend on that clip alone (the decoder noise is seeded, pocketsphinx is reset per utterance:
+helpers.data.asr.decode), so they write bit-identical item files (tests/data/test_pool.py,
+helpers.data.prepared.differences); the manifest rows keep the items' order. A clip that fails is reported in
 `data.failed` and the run goes on; each item file is written (atomically) as its clip completes, so an
 interrupted run keeps them and the next run resumes from them.
 
