@@ -269,7 +269,7 @@ def systems(kokoro, S, args, state: dict) -> tuple[bool, dict]:
     print(found.stage1_note, *found.lines(), sep="\n  ")
     plan = C.analysis_plan([x.id for x in data.test], data.split_hash)
     _write_json(args.out / "plan.json", plan)  # declared before any system speaks
-    df = C.evaluate_systems(found.models, data.test, voice=pack, seed=S.seed, progress=True)
+    df = C.evaluate_systems(found.models, data.test, voice=pack, seed=S.seed, progress=True, cache_dir=S.cache_dir)
     diffs = C.systems_differences(df, C.default_pairs(found.models))
     table = C.systems_table(df, diffs, found.facts)
     lines = C.verdict_lines(diffs, found.missing)

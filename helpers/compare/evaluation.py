@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -144,9 +145,12 @@ def evaluate_recordings(
     mcd_order: int = 24,
     progress: bool = False,
     notes: list[str] | None = None,
+    cache_dir: str | Path | None = None,
 ) -> list[dict]:
     """The "real" rows of `evaluate`: one per (recording, model), plus one per recording (model "recording")
     with the recording's own WER (and DNSMOS). Any number of models (name -> model), one is enough.
+    ``cache_dir`` (the workbook's cache, `Settings.cache_dir`) keeps the recordings' own scores per clip
+    (`helpers.compare.recording_scores`): a second run on the same clips computes none of them again.
 
     Duration metrics score the spoken tokens only (`helpers.kokoro.g2p.spoken_tokens`): BOS, EOS and the
     punctuation touching them hold the recording's leading and trailing silences, which no text predicts.
@@ -157,17 +161,20 @@ def evaluate_recordings(
     """
     from tqdm.auto import tqdm
 
+    from helpers.compare.recording_scores import RecordingScores
     from helpers.data.features import f0_pyin, fit_to_grid
     from helpers.kokoro.g2p import phonemize, spoken_tokens
 
     notes = [] if notes is None else notes
     items = eval_items(items)
+    scores = RecordingScores(cache_dir)  # the recordings' own WER, DNSMOS and embeddings (cached with a folder)
     if similarity:
         from helpers.compare import similarity as SIM
 
-        speaker = SIM.speaker_embedding([it.audio for it in items], SAMPLE_RATE)  # (256,) unit norm
+        own = [scores.embedding(it.audio) for it in items]  # (256,) each, unit norm
+        speaker = SIM.speaker_of(own)  # (256,) unit norm
     rows = []
-    for it in tqdm(items, desc="recordings", disable=not progress):
+    for k, it in enumerate(tqdm(items, desc="recordings", disable=not progress)):
         phon = it.phonemes or phonemize(it.text)
         v = it.style if it.style is not None else voice
         fmax = min(it.source_sample_rate / 2, M.effective_bandwidth(it.audio))  # MCD band: the recording's
@@ -180,11 +187,11 @@ def evaluate_recordings(
         if asr or dnsmos or similarity:
             rec = {**base, "model": "recording"}
             if asr:
-                rec["wer_pct"], rec["transcript"] = M.asr_wer(it.audio, it.text)
+                rec["wer_pct"], rec["transcript"] = scores.wer(it.audio, it.text)
             if dnsmos:
-                rec["dnsmos_ovrl"] = M.dnsmos(it.audio)["ovrl"]
+                rec["dnsmos_ovrl"] = scores.dnsmos(it.audio)
             if similarity:
-                rec["speaker_sim"] = float(SIM.embed(it.audio, SAMPLE_RATE) @ speaker)
+                rec["speaker_sim"] = float(own[k] @ speaker)
             rows.append(rec)
         target_f0 = None
         if it.durations is not None:

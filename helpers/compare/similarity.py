@@ -70,7 +70,12 @@ def speaker_embedding(reference_wavs: Sequence, sr: int) -> np.ndarray:
     """The speaker: mean of the references' embeddings, renormalised (256,)."""
     if len(reference_wavs) == 0:
         raise ValueError("speaker similarity needs at least one reference recording of the speaker")
-    e = np.mean([embed(w, sr) for w in reference_wavs], axis=0)
+    return speaker_of([embed(w, sr) for w in reference_wavs])
+
+
+def speaker_of(embeddings: Sequence) -> np.ndarray:
+    """The speaker from the references' embeddings (already computed, e.g. cached): their mean, renormalised."""
+    e = np.mean(embeddings, axis=0)
     return e / np.linalg.norm(e)
 
 

@@ -186,15 +186,17 @@ def analysis_plan(test_ids, split_hash: str | None = None) -> dict:
 
 def evaluate_systems(
     models: dict, items, *, voice, seed: int | None = 0, asr: bool = True, dnsmos: bool = True,
-    similarity: bool = True, progress: bool = False,
+    similarity: bool = True, progress: bool = False, cache_dir: str | Path | None = None,
 ) -> pd.DataFrame:  # fmt: skip
     """One row per (held-out clip, system) plus one per clip for the recording itself (`evaluate_recordings`):
     every system speaks with `voice` (the items' own styles are dropped, so the voice is the same for all);
-    durations scored on the spoken tokens; DNSMOS overall quality and speaker similarity for every audio. ``df.attrs``: models, notes."""
+    durations scored on the spoken tokens; DNSMOS overall quality and speaker similarity for every audio. ``df.attrs``: models, notes.
+    `cache_dir` (notebook 06: `S.cache_dir`) keeps the recordings' own scores per clip
+    (`helpers.compare.recording_scores`), so a second run recomputes nothing for the recordings."""
     items = [dataclasses.replace(it, style=None) for it in eval_items(items)]
     notes: list[str] = []
     rows = evaluate_recordings(models, items, voice=voice, seed=seed, asr=asr, dnsmos=dnsmos, similarity=similarity,
-                               progress=progress, notes=notes)  # fmt: skip
+                               progress=progress, notes=notes, cache_dir=cache_dir)  # fmt: skip
     df = pd.DataFrame(rows)
     for col in ("set", "id", "model", *METRICS):
         if col not in df.columns:

@@ -10,7 +10,8 @@
     targets     one item's training targets (`ItemTargets`) and voice-pack styles
     reference_voice  the English pack nearest a speaker's F0 register (style and DTW reference)
     corpus      the text corpus for distillation
-    prepare     cached, split datasets; text_corpus: the distillation corpus with token ids
+    prepare     cached, split datasets (prepared: what it returns; pool: its clips over a process pool);
+                text_corpus: the distillation corpus with token ids
 
 Imports `helpers.kokoro` (and `helpers.grid`, `helpers.settings`) only.
 """

@@ -5,6 +5,7 @@ Two uses, one decoder factory:
     transcribe(audio, sample_rate)      recognition with the bundled language model -> lower-case words
     decoder(align=True)                 the same acoustic model set up for forced alignment
                                         (helpers.data.wordcheck sets the transcript with set_align_text)
+    decode(dec, pcm)                    one utterance through either, from a reset state (no history)
 
 Pocketsphinx is a small 2010s-era HMM recogniser: weak in absolute terms (it misses words even on clean
 read speech), so a WER from it is valid only as a relative check between two systems judged on the same
@@ -45,6 +46,17 @@ def decoder(align: bool = False):
     return Decoder(loglevel="FATAL")  # acoustic model, dictionary and language model bundled on PyPI
 
 
+def decode(dec, pcm: np.ndarray) -> None:
+    """One whole utterance (int16 PCM at 16 kHz) through `dec`, from a reset feature state (cepstral mean, noise
+    estimate): the result depends on this utterance alone, never on what the decoder heard before. Without the
+    reset a clip's word edges change with the clips aligned before it in the same process (a word check can flip),
+    so a process pool and the serial loop would disagree (helpers.data.pool)."""
+    dec.reinit_feat()
+    dec.start_utt()
+    dec.process_raw(pcm.tobytes(), full_utt=True)
+    dec.end_utt()
+
+
 def to_pcm16(audio, sample_rate: int = SAMPLE_RATE, normalize: bool = False) -> np.ndarray:
     """Float samples at `sample_rate` -> int16 PCM at 16 kHz (optionally peak-normalised to 0.9)."""
     y = np.asarray(audio, dtype=np.float32).ravel()
@@ -74,8 +86,6 @@ def transcribe(audio, sample_rate: int = SAMPLE_RATE) -> str:
     if not pcm.any():
         return ""
     dec = decoder(align=False)
-    dec.start_utt()
-    dec.process_raw(pcm.tobytes(), full_utt=True)
-    dec.end_utt()
+    decode(dec, pcm)
     hyp = dec.hyp()
     return normalize_text(hyp.hypstr) if hyp is not None else ""

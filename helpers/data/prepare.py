@@ -9,6 +9,8 @@ The training notebooks call two functions:
     data.suspect                # items the pocketsphinx check flagged (set aside unless keep_suspect=True)
     data.report                 # helpers.data.validate.ValidationReport (refused items, with reasons)
     data.summary()              # one-row pandas table: counts, split sizes, seconds, cache hits
+    data.stats                  # computed, cached, seconds, workers (1 = serially), serial_because
+                                # (PreparedDataset and TargetsList: helpers.data.prepared)
 
     corpus = prepare_text_corpus(kokoro, S.data_dir / "text" / "sentences.txt", S)   # text only
     corpus[i] -> TextItem(id, text, phonemes, token_ids (T,), style (256,), voice, split)
@@ -21,7 +23,7 @@ Signatures:
     prepare_text_corpus(kokoro, path=None, settings=None, limit=None, *, style=None, val_fraction=0.05,
                         cache_dir=None, progress=True, verbose=True) -> TextCorpus
     PrepareConfig(name=None, voice="auto", features=FeatureSettings(), dtw=DTWSettings(), check=CheckSettings(),
-                  split=SplitRule(), keep_suspect=False, store_audio=True, limit=None)
+                  split=SplitRule(), keep_suspect=False, store_audio=True, limit=None, workers=None)
     split_of(item_id, val_fraction) -> "train" | "val"   (the text corpus's split: helpers.data.text_corpus)
     choose_voice(items, previous=None) -> helpers.data.reference_voice.VoiceChoice (what "auto" picks)
 
@@ -40,6 +42,17 @@ default, so two folders of the same name never share a cache):
     split.json        the split: seed, rule, and the ids of train, dev, test (and the suspects set aside)
     items/<id>.npz    one file per item (helpers.data.targets.ItemTargets.save), tagged with the settings hash
 
+The clips not yet cached are computed by `compute_item` (helpers.data.targets.compute_targets, then the item
+file), through a process pool of `PrepareConfig.workers` processes (None: the machine's cores; not part of the
+hash) with a progress bar over completed clips: helpers.data.pool, whose docstring says how each worker loads its
+own Kokoro and when the serial loop runs instead (one worker, few clips, weights that cannot be reloaded by
+name; the reason is printed and kept as `stats["serial_because"]`). Both paths run the same function, and each
+clip's targets depend on that clip alone (the decoder noise is seeded, pocketsphinx is reset per utterance:
+helpers.data.asr.decode), so they write bit-identical item files (tests/data/test_pool.py,
+helpers.data.prepared.differences); the manifest rows keep the items' order. A clip that fails is reported in
+`data.failed` and the run goes on; each item file is written (atomically) as its clip completes, so an
+interrupted run keeps them and the next run resumes from them.
+
 A re-run loads every item whose file carries the current settings hash and whose source (transcript,
 phonemes, wav size and mtime) is unchanged; anything else is recomputed. Changing a feature/DTW/check
 setting, the voice/style or the weights source changes the hash, so every item is recomputed. No item
@@ -55,22 +68,22 @@ it record `split_hash`.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import re
 import subprocess
 import time
 import warnings
-from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-
-from tqdm.auto import tqdm
 
 from helpers.data.align import DTWSettings
 from helpers.data.audio import load_audio
 from helpers.data.features import FeatureSettings
+from helpers.data.pool import map_clips
+from helpers.data.prepared import PreparedDataset, TargetsList
 from helpers.data.readers import Item, read_dataset
 from helpers.data.reference_voice import MAX_CLIPS, VoiceChoice, choose_for_clips
 from helpers.data.splits import SplitRule, assign_splits, clip_key, write_split
@@ -82,13 +95,14 @@ from helpers.kokoro.g2p import phonemize
 from helpers.outputs import dataset_cache_name
 from helpers.settings import REPO_ROOT, Settings
 
-CODE_VERSION = "targets-3"  # bump when the way targets are computed changes (invalidates every cache)
+CODE_VERSION = "targets-4"  # bump when the way targets are computed changes (invalidates every cache); 4: the word
+# check no longer depends on the clips the process aligned before (helpers.data.asr.decode)
 CI_CORPUS_LIMIT = 64  # sentences prepared in CI mode
 
 
 @dataclass(frozen=True)
 class PrepareConfig:
-    """The preparation recipe. Everything except split/keep_suspect/limit is hashed into the cache."""
+    """The preparation recipe. Everything except split/keep_suspect/limit/workers is hashed into the cache."""
 
     name: str | None = None  # cache folder name; None = the data folder's name + a hash of its path
     voice: str = "auto"  # pack for style and DTW reference; "auto" = settings.voice, then nearest by F0
@@ -99,6 +113,7 @@ class PrepareConfig:
     keep_suspect: bool = False  # True: suspect items join the split (still flagged)
     store_audio: bool = True  # keep the clip's samples (int16) in the cache for waveform losses
     limit: int | None = None  # use only the first `limit` kept items (quick runs); the rest stay cached
+    workers: int | None = None  # processes computing targets (helpers.data.pool); None = the machine's cores
 
 
 # ------------------------------------------------------------------------------------------------ split
@@ -149,118 +164,55 @@ def _source_fingerprint(item: Item) -> str:
     return _hash([item.tts_text, item.phonemes, st.st_size, st.st_mtime_ns])
 
 
-# ---------------------------------------------------------------------------------------- containers
+# ------------------------------------------------------------------------------------------ one clip
 
 
-class TargetsList(Sequence):
-    """A read-only list of cached items: `[i]` loads `ItemTargets` from its .npz (nothing held in memory),
-    so it works as a map-style torch Dataset too. `.rows` holds each item's manifest row."""
-
-    def __init__(self, root: Path, rows: list[dict], split: str):
-        self.root, self.rows, self.split = Path(root), list(rows), split
-
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    def __getitem__(self, i):
-        if isinstance(i, slice):
-            return [self[j] for j in range(*i.indices(len(self)))]
-        return ItemTargets.load(self.root / self.rows[i]["file"], split=self.split)
-
-    @property
-    def ids(self) -> list[str]:
-        return [r["id"] for r in self.rows]
-
-    @property
-    def seconds(self) -> float:
-        return sum(r["n_frames"] for r in self.rows) * 0.025
-
-    def __repr__(self) -> str:
-        return f"TargetsList({self.split}: {len(self)} items, {self.seconds:.1f} s)"
+def _item_file(item_id: str) -> str:
+    return f"items/{_safe_name(item_id)}.npz"
 
 
-@dataclass
-class PreparedDataset:
-    """What `prepare_dataset` returns (see the module docstring)."""
+def _cached_meta(cache: Path, item: Item, shash: str) -> dict | None:
+    """The cached item's meta (with n_frames, n_tokens) when its file carries these settings and this source."""
+    path = cache / _item_file(item.id)
+    if not path.is_file():
+        return None
+    try:
+        meta = ItemTargets.read_meta(path)
+    except Exception:  # an unreadable file is computed again
+        return None
+    if meta.get("settings_hash") != shash or meta.get("source") != _source_fingerprint(item):
+        return None
+    if "n_frames" not in meta:
+        tg = ItemTargets.load(path)
+        meta["n_frames"], meta["n_tokens"] = tg.n_frames, len(tg.token_ids)
+    return meta
 
-    train: TargetsList
-    dev: TargetsList  # every choice (selection, early stopping)
-    test: TargetsList  # the verdict only
-    suspect: TargetsList  # flagged by the word check; in a split too only with keep_suspect=True
-    failed: list[dict]  # kept by validation, but targets could not be computed: {id, reason}
-    report: ValidationReport
-    manifest: dict
-    cache_dir: Path
-    stats: dict = field(default_factory=dict)  # computed, cached, seconds
-    split_file: Path | None = None  # split.json: the ids of each split
-    split_hash: str = ""  # short sha256 of split.json's content: what artefacts record
 
-    def summary(self):
-        """One-row pandas table: counts, split sizes (items and seconds of audio), time, cache hits."""
-        import pandas as pd
-
-        s = self.report.summary()
-        return pd.DataFrame(
-            [
-                {
-                    "items": s["items"],
-                    "refused": s["excluded"],
-                    "failed": len(self.failed),
-                    "suspect": len(self.suspect),
-                    "train": len(self.train),
-                    "dev": len(self.dev),
-                    "test": len(self.test),
-                    "train_s": round(self.train.seconds, 1),
-                    "dev_s": round(self.dev.seconds, 1),
-                    "test_s": round(self.test.seconds, 1),
-                    "computed": self.stats.get("computed", 0),
-                    "from_cache": self.stats.get("cached", 0),
-                    "seconds": round(self.stats.get("seconds", 0.0), 1),
-                }
-            ]
+def compute_item(
+    kokoro, item: Item, *, style: StyleSource, config: PrepareConfig, cache: Path, shash: str
+) -> dict:
+    """One clip's targets computed and written to items/<id>.npz (tagged with `shash` and the clip's source);
+    returns its meta (with n_frames, n_tokens), or {"failed": reason}. The same function in the serial loop and
+    in every pool worker (helpers.data.pool), so both write the same files."""
+    try:
+        audio = load_audio(item.wav_path, SAMPLE_RATE).samples
+        tg, _ = compute_targets(
+            kokoro,
+            item.id,
+            item.tts_text,
+            item.phonemes,
+            audio,
+            style,
+            features=config.features,
+            dtw=config.dtw,
+            check=config.check,
+            keep_audio=config.store_audio,
         )
-
-    def why_empty(self) -> str:
-        """Why no item is left for training: how many were read, refused (by reason), failed, suspect."""
-        s = self.report.summary()
-        lines = [f"{len(self.train)} items for training, {len(self.dev)} dev, {len(self.test)} test, of {s['items']} read:"]
-        if s["excluded"]:
-            reasons = ", ".join(f"{code} {n}" for code, n in s["excluded_by_reason"].items())
-            lines.append(f"  refused by validation: {s['excluded']} ({reasons}); see data.report.describe()")
-        if self.failed:
-            lines.append(f"  failed while computing targets: {len(self.failed)} ({self.failed[0]['reason'][:120]})")
-        if len(self.suspect):
-            flags = Counter(r["reason"].split(":", 1)[0][:60] for r in self.suspect.rows)
-            kept_out = "kept" if self.manifest.get("keep_suspect") else "set aside (keep_suspect=False)"
-            why = "; ".join(f"{k} x{n}" for k, n in flags.items())
-            lines.append(f"  suspect by the word check, {kept_out}: {len(self.suspect)} ({why}); see data.table()")
-        if self.manifest.get("limit"):
-            lines.append(f"  limit={self.manifest['limit']} items were used of {len(self.report.kept)} kept")
-        return "\n".join(lines)
-
-    def table(self):
-        """One row per prepared item: split, seconds, tokens, suspect flag and the word-check numbers
-        (errors vs pocketsphinx after its offset; `max_speech_err_ms` ignores pauses, and decides `suspect`)."""
-        import pandas as pd
-
-        rows = []
-        for r in self.manifest["items"]:
-            c = r.get("check", {})
-            rows.append(
-                {
-                    "id": r["id"],
-                    "split": r["split"],
-                    "seconds": round(r["n_frames"] * 0.025, 2),
-                    "tokens": r["n_tokens"],
-                    "suspect": r["suspect"],
-                    "checked": c.get("checked"),
-                    "mean_err_ms": c.get("mean_error_ms"),
-                    "max_err_ms": c.get("max_error_ms"),
-                    "max_speech_err_ms": c.get("max_speech_error_ms"),
-                    "reason": r["reason"] if c.get("checked") else f"not checked: {c.get('reason', '')}",
-                }
-            )
-        return pd.DataFrame(rows)
+    except Exception as exc:  # one bad item must not end a run of hours: it is reported instead
+        return {"failed": f"{type(exc).__name__}: {exc}"}
+    tags = {"settings_hash": shash, "source": _source_fingerprint(item)}
+    path = tg.save(cache / _item_file(item.id), extra=tags)
+    return {**ItemTargets.read_meta(path), "n_frames": tg.n_frames, "n_tokens": len(tg.token_ids)}
 
 
 # ------------------------------------------------------------------------------------------- dataset
@@ -342,58 +294,30 @@ def prepare_dataset(
     if verbose and old and old.get("settings_hash") != shash:
         print(f"settings changed since the last run ({old.get('settings_hash')} -> {shash}): recomputing")
 
-    rows, failed, computed, cached, keys = [], [], 0, 0, {}
-    for item in tqdm(items, desc=f"targets {cache.name}", disable=not progress):
-        keys[item.id] = clip_key(item)
-        file = f"items/{_safe_name(item.id)}.npz"
-        path = cache / file
-        fp = _source_fingerprint(item)
-        meta = None
-        if path.is_file():
-            try:
-                meta = ItemTargets.read_meta(path)
-            except Exception:
-                meta = None
-            if meta and (meta.get("settings_hash") != shash or meta.get("source") != fp):
-                meta = None
-        if meta is None:
-            try:
-                audio = load_audio(item.wav_path, SAMPLE_RATE).samples
-                tg, _ = compute_targets(
-                    kokoro,
-                    item.id,
-                    item.tts_text,
-                    item.phonemes,
-                    audio,
-                    style,
-                    features=config.features,
-                    dtw=config.dtw,
-                    check=config.check,
-                    keep_audio=config.store_audio,
-                )
-            except Exception as exc:  # one bad item must not end a run of hours: it is reported instead
-                failed.append({"id": item.id, "reason": f"{type(exc).__name__}: {exc}"})
-                continue
-            tg.save(path, extra={"settings_hash": shash, "source": fp})
-            meta = ItemTargets.read_meta(path)
-            meta["n_frames"], meta["n_tokens"] = tg.n_frames, len(tg.token_ids)
-            computed += 1
-        else:
-            cached += 1
-            if "n_frames" not in meta:
-                tg = ItemTargets.load(path)
-                meta["n_frames"], meta["n_tokens"] = tg.n_frames, len(tg.token_ids)
-        rows.append(
-            {
-                "id": item.id,
-                "file": file,
-                "n_frames": int(meta["n_frames"]),
-                "n_tokens": int(meta["n_tokens"]),
-                "suspect": bool(meta["suspect"]),
-                "reason": meta["reason"],
-                "check": meta["check"],
-            }
-        )
+    keys = {item.id: clip_key(item) for item in items}
+    metas = {item.id: _cached_meta(cache, item, shash) for item in items}  # None: to compute
+    todo = [item for item in items if metas[item.id] is None]
+    job = functools.partial(compute_item, style=style, config=config, cache=cache, shash=shash)
+    desc = f"targets {cache.name}"
+    results, run = map_clips(job, kokoro, todo, workers=config.workers, progress=progress, desc=desc)
+    if verbose and todo and run.serial_because:
+        print(f"{len(todo)} clips computed serially: {run.serial_because}")
+    metas.update((item.id, meta) for item, meta in zip(todo, results))
+    failed = [{"id": i, "reason": m["failed"]} for i, m in metas.items() if m and "failed" in m]
+    computed, cached = len(todo) - len(failed), len(items) - len(todo)
+    rows = [
+        {
+            "id": item.id,
+            "file": _item_file(item.id),
+            "n_frames": int(m["n_frames"]),
+            "n_tokens": int(m["n_tokens"]),
+            "suspect": bool(m["suspect"]),
+            "reason": m["reason"],
+            "check": m["check"],
+        }
+        for item in items
+        if "failed" not in (m := metas[item.id])
+    ]
 
     usable = [r for r in rows if config.keep_suspect or not r["suspect"]]
     splits = assign_splits({r["id"]: keys[r["id"]] for r in usable}, config.split)  # suspects set aside first
@@ -417,7 +341,13 @@ def prepare_dataset(
         "items": rows,
         "refused": [{"id": r.id, "reason": r.reason, "message": r.message} for r in report.excluded],
         "failed": failed,
-        "stats": {"computed": computed, "cached": cached, "seconds": round(seconds, 2)},
+        "stats": {
+            "computed": computed,
+            "cached": cached,
+            "seconds": round(seconds, 2),
+            "workers": run.workers,  # processes that computed targets (helpers.data.pool; 1 = serially)
+            "serial_because": run.serial_because if todo else None,
+        },
         "updated": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
     tmp = manifest_path.with_suffix(".json.tmp")

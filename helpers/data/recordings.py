@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from helpers.data.prepare import PrepareConfig, PreparedDataset, prepare_dataset
+from helpers.data.prepare import PrepareConfig, prepare_dataset
+from helpers.data.prepared import PreparedDataset
 from helpers.data.splits import SplitRule
 from helpers.settings import Settings
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from helpers.data.align import DTWSettings, silent_frames
-from helpers.data.asr import decoder, pocketsphinx_available, to_pcm16
+from helpers.data.asr import decode, decoder, pocketsphinx_available, to_pcm16
 from helpers.data.features import fit_to_grid
 from helpers.grid import F0_FRAME_MS, FRAME_MS, SAMPLE_RATE
 from helpers.kokoro.g2p import NON_SPEECH, kokoro_vocab
@@ -197,9 +197,7 @@ def check_word_boundaries(
     words = [w for ws, *_ in units for w in ws]
     try:
         dec.set_align_text(" ".join(words))
-        dec.start_utt()
-        dec.process_raw(pcm.tobytes(), full_utt=True)
-        dec.end_utt()
+        decode(dec, pcm)
         segs = [(re.sub(r"\(\d+\)$", "", s.word), s.start_frame, s.end_frame) for s in dec.seg()]
     except Exception:  # no segmentation: no path through the transcript's words reached the end
         segs = []

