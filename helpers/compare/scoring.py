@@ -69,7 +69,7 @@ def prosody_pair(
     model: nn.Module,
     s: torch.Tensor,
     d: torch.Tensor,
-    durations: torch.Tensor,
+    durations,
     ref_durations,
     ref_d: torch.Tensor | None = None,
     ref_f0=None,
