@@ -72,3 +72,7 @@ def test_each_concept_is_defined_once():
     assert _defined(r"\.bert_encoder\(") == ["kokoro/forward.py"]
     assert _defined(r"\.decoder\(") == ["kokoro/forward.py"]
     assert not _defined(r"librosa\.feature\.melspectrogram"), "use helpers.data.features.mel_power"
+    # F0/N from encoder outputs: the path, the training losses, the ONNX export and the one student-vs-reference
+    # comparison (every scorer calls helpers.compare.scoring; none re-derives it)
+    f0_users = ["compare/scoring.py", "export/onnx.py", "kokoro/forward.py", "train/stage_losses.py"]
+    assert _defined(r"f0_energy\(") == f0_users

@@ -4,6 +4,8 @@ Every comparison takes the contenders as one mapping name -> model, the referenc
 ``{"LSTM": lstm, "Mamba": mamba, "CfC": cfc}``; any number of them.
 
     metrics      every metric once: durations, boundary ms, F0 RMSE (voiced in both), MCD, WER
+    scoring      one utterance, a student's durations and F0 against a reference's (its own durations, its F0 on
+                 the reference's): the comparison under evaluation, distillation and the Trainer's dev scores
     contenders   the models compared: the LSTM and its twins with an adapter applied (shared frozen weights);
                  which adapter of each kind (pick_adapter: the user's, the shipped one, an untrained fixture)
     ab           one sentence by every model, same voice, speed and decoder seed, loudness matched; player

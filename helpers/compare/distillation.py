@@ -15,6 +15,8 @@ run the same path (helpers.kokoro.forward), batched over sentences, without the 
     energy_mae         mean |N_student - N_teacher| (Kokoro's energy curve, same alignment)
     sentences, tokens  how much was measured
 
+The comparison is helpers.compare.scoring's, the one every scorer uses (`prosody_pair` per utterance, `pooled`).
+
 Reported per voice and pooled over voices ("overall"). `BAR` is the workbook's one distillation bar (notebook 05,
 README and results/*/README.md cite it): >= 97% within 1 frame, mean drift <= 25 ms, F0 RMSE <= 10 Hz, for every
 voice. Report on `data/text/heldout_test.txt` (the default); choices read `heldout_dev.txt`
@@ -28,18 +30,16 @@ import json
 import warnings
 from pathlib import Path
 
-import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 from helpers.argtypes import name_list, new_file_path, whole
-from helpers.compare import metrics as M
+from helpers.compare.scoring import ProsodyPair, pooled, prosody_pair
 from helpers.data.readers import decode_lines
 from helpers.kokoro.forward import (
     duration_logits,
     durations_from_logits,
     encode,
-    f0_energy,
     style_for,
     upstream_features,
 )
@@ -59,19 +59,13 @@ def _phonemized(sentences: list[str]) -> tuple[list[tuple[str, list[int]]], list
     return ok, failed
 
 
-def _summarise(acc: dict) -> dict:
-    dur_s, dur_t = np.concatenate(acc["dur_s"]), np.concatenate(acc["dur_t"])
-    drift = np.concatenate(acc["drift"]) if acc["drift"] else np.zeros(0)
-    return {
-        "within_1_pct": M.duration_within(dur_s, dur_t, 1),
-        "exact_pct": M.duration_within(dur_s, dur_t, 0),
-        "drift_ms": float(drift.mean()) if drift.size else float("nan"),
-        "drift_p95_ms": float(np.percentile(drift, 95)) if drift.size else float("nan"),
-        "f0_rmse_hz": M.f0_rmse(np.concatenate(acc["f0_s"]), np.concatenate(acc["f0_t"])),
-        "energy_mae": float(np.abs(np.concatenate(acc["n_s"]) - np.concatenate(acc["n_t"])).mean()),
-        "sentences": len(acc["drift"]),
-        "tokens": int(dur_t.size),
-    }
+FIELDS = ("within_1_pct", "exact_pct", "drift_ms", "drift_p95_ms", "f0_rmse_hz", "energy_mae", "sentences",
+          "tokens")  # fmt: skip
+
+
+def _summarise(pairs: list[ProsodyPair]) -> dict:
+    summary = pooled(pairs)  # helpers.compare.scoring: the one student-vs-reference summary
+    return {k: summary[k] for k in FIELDS}
 
 
 @torch.no_grad()
@@ -102,7 +96,7 @@ def evaluate_distillation(
     order = sorted(range(len(items)), key=lambda i: len(items[i][1]))
     batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
     packs = {v: kokoro.voice(v) for v in voices}
-    per_voice = {v: {k: [] for k in ("dur_s", "dur_t", "drift", "f0_s", "f0_t", "n_s", "n_t")} for v in voices}
+    per_voice: dict[str, list[ProsodyPair]] = {v: [] for v in voices}
     bar = tqdm(total=len(batches) * len(voices), desc="distillation eval", disable=not progress)
     for idx in batches:
         T = max(len(items[i][1]) for i in idx)
@@ -120,21 +114,14 @@ def evaluate_distillation(
             d_s = encode(model, d_en, s, lengths, pad, encoder=student)
             dur_t = durations_from_logits(duration_logits(model, d_t, lengths))  # (B, T)
             dur_s = durations_from_logits(duration_logits(model, d_s, lengths))
-            acc = per_voice[v]
-            for b in range(len(idx)):
+            for b in range(len(idx)):  # F0/N one utterance at a time (InstanceNorm), the student teacher-forced
                 n = int(lengths[b])
-                f0_t, n_t = f0_energy(model, d_t[b, :n], dur_t[b, :n], s[b : b + 1])  # (2F,)
-                f0_s, n_s = f0_energy(model, d_s[b, :n], dur_t[b, :n], s[b : b + 1])  # teacher-forced
-                acc["dur_s"].append(dur_s[b, :n].cpu().numpy())
-                acc["dur_t"].append(dur_t[b, :n].cpu().numpy())
-                acc["drift"].append(M.boundary_errors_ms(acc["dur_s"][-1], acc["dur_t"][-1]))
-                for key, x in (("f0_s", f0_s), ("f0_t", f0_t), ("n_s", n_s), ("n_t", n_t)):
-                    acc[key].append(x.float().cpu().numpy())
+                pair = prosody_pair(model, s[b : b + 1], d_s[b, :n], dur_s[b, :n], dur_t[b, :n], ref_d=d_t[b, :n])
+                per_voice[v].append(pair)
             bar.update(1)
     bar.close()
-    report = {v: _summarise(acc) for v, acc in per_voice.items()}
-    pooled = {k: sum((per_voice[v][k] for v in voices), []) for k in next(iter(per_voice.values()))}
-    report["overall"] = _summarise(pooled)
+    report = {v: _summarise(pairs) for v, pairs in per_voice.items()}
+    report["overall"] = _summarise([p for v in voices for p in per_voice[v]])
     meets = {v: all(_meets(r, k) for k in BAR) for v, r in report.items()}
     return {"voices": report, "meets_bar": meets, "bar": BAR, "refused_sentences": failed}
 

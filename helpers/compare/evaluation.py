@@ -1,4 +1,7 @@
 """Objective evaluation: held-out recordings (vs their targets) and sentences (vs the LSTM teacher).
+
+Each row's duration and F0 errors come from helpers.compare.scoring (`against`: the contender's own durations,
+its F0 on the reference's durations), the comparison the training and distillation scores make too.
 """
 
 from __future__ import annotations
@@ -11,8 +14,10 @@ import numpy as np
 import pandas as pd
 
 from helpers.compare import metrics as M
+from helpers.compare.scoring import ProsodyPair, prosody_pair
 from helpers.grid import SAMPLE_RATE
-from helpers.kokoro.synth import as_pack, predict_prosody, synthesize
+from helpers.kokoro.forward import STYLE_DIM
+from helpers.kokoro.synth import Synthesis, as_pack, synthesize
 
 # ------------------------------------------------------------------------------------------ evaluation
 
@@ -116,6 +121,15 @@ def eval_sentences(sentences: Iterable) -> list[EvalSentence]:
     return out
 
 
+def against(syn: Synthesis, model, ref_durations, ref_f0=None) -> ProsodyPair:
+    """A contender's synthesis against a reference's durations and F0 (helpers.compare.scoring, as every scorer):
+    its own durations, and its F0 on the reference's durations, from the DurationEncoder output and style the
+    synthesis kept (no second text pass). `model` is the contender that spoke `syn`."""
+    d, ref_s = syn.extras["d"], syn.extras["ref_s"]  # (T, 640), (1, 256)
+    s = ref_s.to(d.device)[:, STYLE_DIM:]  # (1, 128) the prosody half
+    return prosody_pair(getattr(model, "model", model), s, d, syn.durations, ref_durations, ref_f0=ref_f0)
+
+
 METRICS = {  # column -> (label, units, which way is better)
     "dur_mae_frames": ("duration MAE", "frames (25 ms)", "lower"),
     "dur_within1_pct": ("durations within 1 frame", "% tokens", "higher"),
@@ -163,7 +177,7 @@ def evaluate_recordings(
 
     from helpers.compare.recording_scores import RecordingScores
     from helpers.data.features import f0_pyin, fit_to_grid
-    from helpers.kokoro.g2p import phonemize, spoken_tokens
+    from helpers.kokoro.g2p import phonemize
 
     notes = [] if notes is None else notes
     items = eval_items(items)
@@ -207,18 +221,11 @@ def evaluate_recordings(
         for name, kk in models.items():
             syn = synthesize(kk, phonemes=phon, voice=as_pack(kk, v), speed=speed, seed=seed)
             row = {**base, "model": name, "tokens": len(syn.durations), "seconds": round(syn.seconds, 3)}
-            if it.durations is not None:
-                if len(it.durations) == len(syn.durations):
-                    spoken = spoken_tokens(syn.token_ids)  # (T,) False on BOS/EOS and edge punctuation
-                    row.update(M.duration_errors(syn.durations[spoken], it.durations[spoken]))
-                else:
-                    notes.append(
-                        f"{it.id}: {len(it.durations)} target durations for {len(syn.durations)} tokens"
-                    )
-            if target_f0 is not None and len(it.durations) == len(syn.durations):
-                f0 = predict_prosody(kk, phon, as_pack(kk, v), durations=it.durations)["f0"]
-                m = min(len(f0), len(target_f0))
-                row.update(M.f0_errors(f0[:m], target_f0[:m]))
+            if it.durations is not None and len(it.durations) == len(syn.durations):
+                pair = against(syn, kk, it.durations, target_f0)  # target_f0 None: durations only
+                row.update(pair.spoken(syn.token_ids).scores())  # BOS/EOS and edge punctuation left out
+            elif it.durations is not None:
+                notes.append(f"{it.id}: {len(it.durations)} target durations for {len(syn.durations)} tokens")
             row["mcd_db"] = M.mcd(syn.audio, it.audio, order=mcd_order, fmax=fmax)
             if asr:
                 row["wer_pct"], row["transcript"] = M.asr_wer(syn.audio, it.text)
@@ -283,9 +290,7 @@ def evaluate(
         for name, kk in list(models.items())[1:]:
             b = synthesize(kk, phonemes=phon, voice=as_pack(kk, v), speed=speed, seed=seed)
             rb = {**base, "model": name, "tokens": len(b.durations), "seconds": round(b.seconds, 3)}
-            rb.update(M.duration_errors(b.durations, a.durations))
-            forced = predict_prosody(kk, phon, as_pack(kk, v), speed, durations=a.durations)
-            rb.update(M.f0_errors(forced["f0"], a.f0))
+            rb.update(against(b, kk, a.durations, a.f0).scores())
             rb["mcd_db"] = M.mcd(b.audio, a.audio, order=mcd_order)
             if asr:
                 rb["wer_pct"], rb["transcript"] = M.asr_wer(b.audio, s.text)

@@ -99,7 +99,7 @@ def synthesize(
         durations=out["durations"].cpu().numpy(),
         f0=out["f0"].float().cpu().numpy(),
         energy=out["energy"].float().cpu().numpy(),
-        extras={k: out[k] for k in ("predicted_durations", "duration_logits", "d")},
+        extras={**{k: out[k] for k in ("predicted_durations", "duration_logits", "d")}, "ref_s": ref_s},
     )
 
 

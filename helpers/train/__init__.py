@@ -3,11 +3,14 @@
     config       `TrainConfig` and its CI / full defaults, the learning-rate schedule
     items        `TrainItem`, length buckets, right-padded batches
     losses       distillation and fine-tuning losses (the log-mel comes from helpers.data.features)
+    stage_losses the loss of one step, one function per stage and phase (layer matching, distillation,
+                 fine-tuning), picked by `Trainer.compute_loss`
     checkpoints  atomic, checksummed, resumable checkpoints
     resumable    which checkpoint a run may resume from (same stage, design, data, schedule)
     distributed  several processes under torchrun: DistributedDataParallel, gradients averaged
     trainer      the `Trainer` (on helpers.kokoro.forward, the one forward path)
-    selection    held-out scores, and which step a run keeps (stage 2: the lowest held-out boundary error)
+    selection    held-out scores (by helpers.compare.scoring), and which step a run keeps (stage 2: the lowest
+                 held-out boundary error)
     stage2       `finetune`: stage 2 for the Mamba and for the same-recipe LSTM control, with the fitted voice
     cli          `python -m helpers.train ...` (and `torchrun --nproc_per_node=N -m helpers.train ...`)
 

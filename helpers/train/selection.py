@@ -18,13 +18,11 @@ The adapter's metadata says which step was kept, by what rule, and its dev score
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 from torch import nn
 
-from helpers.compare import metrics as M
-from helpers.kokoro.forward import duration_logits, durations_from_logits, encode, f0_energy
-from helpers.kokoro.g2p import spoken_tokens
+from helpers.compare.scoring import pooled, prosody_pair
+from helpers.kokoro.forward import duration_logits, durations_from_logits, encode
 from helpers.train.items import TrainItem, collate
 
 RULES = {"finetune": ("val_boundary_tempo_ms", "min"), "distill": ("val_dur_within_1", "max")}
@@ -86,45 +84,38 @@ class HeldOutBest:
 
 @torch.no_grad()
 def held_out_scores(trainer, items: list[TrainItem]) -> dict[str, float]:
-    """The student against the reference on held-out items, with the metrics of helpers.compare.metrics:
-    durations within 1 frame, token-boundary error (ms) plain and tempo-normalised, F0 RMSE (Hz, frames voiced in
-    both).
+    """The student against the reference on held-out items (helpers.compare.scoring, pooled over the items):
+    durations within 1 frame (a share), token-boundary error plain and tempo-normalised (ms, means over items),
+    F0 RMSE (Hz, frames voiced in both).
 
     Reference: the teacher in stage 1; the recording's targets in stage 2. The student's F0 is computed
     on the reference's durations, so both curves share one time grid. Stage 2 leaves out the durations of
-    BOS/EOS and the punctuation next to them (the recording's silences, `prosody_mask`): token edges
+    BOS/EOS and the punctuation next to them (the recording's silences, `ProsodyPair.spoken`): token edges
     count from the onset of speech.
     """
     if not items:
         return {}
     was_training = trainer.model.predictor.text_encoder.training
     trainer.model.eval()
-    durs, refs, f0s, f0_refs, edges_ms, tempo_ms = [], [], [], [], [], []
+    model, pairs = trainer.model, []
     for it in items:
         batch = collate([it]).to(trainer.device)
-        batch.d_en = trainer._cached_upstream(batch)
-        s = batch.ref_s[:, 128:]
-        d_s = encode(trainer.model, batch.d_en, s, batch.lengths, batch.pad)  # (1, T, 640)
-        dur_s = durations_from_logits(duration_logits(trainer.model, d_s, batch.lengths))[0]  # (T,)
+        batch.d_en = trainer._cached_upstream(batch)  # (1, 512, T)
+        s, lengths, pad = batch.ref_s[:, 128:], batch.lengths, batch.pad  # s (1, 128)
+        d_s = encode(model, batch.d_en, s, lengths, pad)  # (1, T, 640)
+        dur_s = durations_from_logits(duration_logits(model, d_s, lengths))[0]  # (T,)
         if trainer.cfg.stage == "distill" and trainer.teacher is not None:
-            d_t = encode(trainer.model, batch.d_en, s, batch.lengths, batch.pad, encoder=trainer.teacher)
-            dur_ref = durations_from_logits(duration_logits(trainer.model, d_t, batch.lengths))[0]
-            f0_ref, _ = f0_energy(trainer.model, d_t[0], dur_ref, s)
+            d_t = encode(model, batch.d_en, s, lengths, pad, encoder=trainer.teacher)  # (1, T, 640)
+            dur_t = durations_from_logits(duration_logits(model, d_t, lengths))[0]  # (T,)
+            pair = prosody_pair(model, s, d_s[0], dur_s, dur_t, ref_d=d_t[0])
         else:
-            dur_ref = torch.as_tensor(it.durations, device=trainer.device)
-            f0_ref = torch.as_tensor(it.f0, device=trainer.device)
-        f0_s, _ = f0_energy(trainer.model, d_s[0], dur_ref, s)
-        keep = spoken_tokens(it.token_ids) if trainer.cfg.stage == "finetune" else slice(None)
-        durs.append(dur_s.cpu().numpy()[keep])
-        refs.append(dur_ref.cpu().numpy()[keep])
-        f0s.append(f0_s.float().cpu().numpy())
-        f0_refs.append(f0_ref.float().cpu().numpy())
-        edges_ms.append(M.boundary_mae_ms(durs[-1], refs[-1]))
-        tempo_ms.append(M.tempo_boundary_mae_ms(durs[-1], refs[-1]))
+            pair = prosody_pair(model, s, d_s[0], dur_s, it.durations, ref_f0=it.f0)
+        pairs.append(pair.spoken(it.token_ids) if trainer.cfg.stage == "finetune" else pair)
     trainer.model.predictor.text_encoder.train(was_training)
+    summary = pooled(pairs)
     return {
-        "val_dur_within_1": M.duration_within(np.concatenate(durs), np.concatenate(refs)) / 100.0,
-        "val_boundary_ms": float(np.mean(edges_ms)),
-        "val_boundary_tempo_ms": float(np.nanmean(tempo_ms)) if np.isfinite(tempo_ms).any() else float("nan"),
-        "val_f0_rmse_hz": M.f0_rmse(np.concatenate(f0s), np.concatenate(f0_refs)),
+        "val_dur_within_1": summary["within_1_pct"] / 100.0,
+        "val_boundary_ms": summary["boundary_mae_ms"],
+        "val_boundary_tempo_ms": summary["boundary_tempo_ms"],
+        "val_f0_rmse_hz": summary["f0_rmse_hz"],
     }

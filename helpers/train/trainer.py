@@ -3,20 +3,19 @@
 Only the new blocks learn (helpers.transplant.peft); everything else is frozen but still differentiable, so gradients
 flow from the losses through the frozen duration LSTM, F0/N branch and decoder back into the blocks.
 
-The step runs helpers.kokoro.forward, the path synthesis and evaluation use too, batched:
+The step runs helpers.kokoro.forward, the path synthesis and evaluation use too, batched; its loss is one
+function per stage and phase (helpers.train.stage_losses), picked by `compute_loss`:
 
-    d_en = upstream_features(model, ids, pad)           (B, 512, T)   frozen: computed once per item, cached
-    d    = encode(model, d_en, s, lengths, pad[, encoder=teacher])   (B, T, 640)   student / teacher
-    logits = duration_logits(model, d, lengths)          (B, T, 50)
-    per utterance b (F0/N and the decoder use InstanceNorm, which padding would corrupt):
-        f0_energy(model, d_b, durations_b, s_b)          (2 F_b,) each, on the teacher's / the targets' durations
-        stage 2: decode(..., crop=(a, a + W))            (600 W,) on a W-frame crop, vs the recording's log-mel
+    d_en = upstream_features(model, ids, pad)       (B, 512, T)   frozen: computed once per item, cached
+    loss, terms = compute_loss(batch)               layer matching | distillation | fine-tuning
+    backward, clip, AdamW step, LR schedule         `train_step`; `fit` adds evaluation, checkpoints, samples
 
 Stage 1 ("distill") needs text only: teacher and student see the same sentence, the losses compare their
-features, durations and F0/N (helpers.train.losses). Stage 2 ("finetune") compares against a recording's targets
-(notebook 04): durations, F0, energy, and the log-mel of generated vs real audio. Stage 2 also trains the
-same-recipe LSTM control: an un-operated model, whose DurationEncoder's own BiLSTMs are the student (peft).
-Every `eval_every` steps the held-out items are scored; the adapter keeps the best step (helpers.train.selection).
+layers (phase 1, `layer_steps`), then their features, durations and F0/N (phase 2; helpers.train.losses).
+Stage 2 ("finetune") compares against a recording's targets (notebook 04): durations, F0, energy, and the
+log-mel of generated vs real audio. Stage 2 also trains the same-recipe LSTM control: an un-operated model,
+whose DurationEncoder's own BiLSTMs are the student (peft). Every `eval_every` steps the held-out items are
+scored (helpers.train.selection, by helpers.compare.scoring); the adapter keeps the best step.
 
 Arithmetic (helpers.train.precision, printed): the student under bf16 autocast on GPUs with native bf16, fp16
 with a GradScaler on older ones, fp32 elsewhere; the teacher's forwards and durations always in fp32 (targets).
@@ -43,31 +42,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from helpers.kokoro.forward import (
-    duration_logits,
-    durations_from_logits,
-    encode,
-    f0_energy,
-    upstream_features,
-)
+from helpers.kokoro.forward import upstream_features
 from helpers.outputs import OutputLock
 from helpers.train import distributed as D
-from helpers.train import losses as L
 from helpers.train import resumable as R
+from helpers.train import stage_losses as SL
 from helpers.train.checkpoints import CheckpointManager, rng_state, set_rng_state
 from helpers.train.config import TrainConfig, TrainingDiverged, _lr_lambda
-from helpers.train.items import (
-    Batch,
-    TrainItem,
-    bucketed_batches,
-    collate,
-    draw_prosody_items,
-    prosody_mask,
-    restyle,
-    target_durations,
-)
-from helpers.train.layerwise import chain_start_step, layer_match_loss, teacher_trace
-from helpers.train.precision import backward, clip_and_step, fp32, precision_for
+from helpers.train.items import Batch, TrainItem, bucketed_batches, collate, restyle
+from helpers.train.layerwise import chain_start_step
+from helpers.train.precision import backward, clip_and_step, precision_for
 from helpers.train.runlog import RunLog, rank_and_world, write_samples
 from helpers.train.selection import HeldOutBest, held_out_scores
 from helpers.transplant.adapters import save_adapter
@@ -209,91 +193,27 @@ class Trainer:
             d_en[b, :, : f.shape[1]] = f
         return d_en.to(self.device)
 
-    # ---- losses ------------------------------------------------------------------------------------
+    # ---- losses (helpers.train.stage_losses) -------------------------------------------------------
     def compute_loss(self, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
-        cfg, model = self.cfg, self.model
-        s = batch.ref_s[:, 128:]  # (B, 128) prosody style
-        valid = ~batch.pad  # (B, T)
-        if cfg.stage == "distill" and self.step < cfg.layer_steps:  # phase 1: each block vs its LSTM layer
-            if rank_and_world()[1] > 1:
-                raise NotImplementedError("the layer-matching phase runs in one process (layer_steps=0 under torchrun)")
-            with fp32(self.device):  # the teacher's layer outputs are targets: never in reduced precision
-                trace = teacher_trace(self.teacher, batch.d_en, s, batch.lengths, batch.pad)
-            chained = self.chained()
-            layer = layer_match_loss(model.predictor.text_encoder, trace, s, batch.lengths, batch.pad, chained)
-            return cfg.w_layer * layer, {"layer": float(layer.detach()), "chained": float(chained)}
-        d_s = encode(model, batch.d_en, s, batch.lengths, batch.pad, encoder=self.student)  # (B, T, 640)
-        logits_s = duration_logits(model, d_s, batch.lengths)  # (B, T, 50)
-        terms: dict[str, torch.Tensor] = {}
-        if cfg.stage == "distill":
-            with torch.no_grad(), fp32(self.device):  # targets: fp32, outside the student's autocast
-                d_t = encode(model, batch.d_en, s, batch.lengths, batch.pad, encoder=self.teacher)  # (B, T, 640)
-                logits_t = duration_logits(model, d_t, batch.lengths)
-                dur = durations_from_logits(logits_t)  # (B, T) the teacher's alignment
-            terms["feature"] = L.feature_loss(d_s, d_t, valid)
-            terms["dur_l1"], terms["dur_bce"] = L.duration_loss(logits_s, torch.sigmoid(logits_t), valid)
-            if cfg.w_dur_cum:
-                terms["dur_cum"] = L.cumulative_duration_loss(logits_s, torch.sigmoid(logits_t), valid)
-        else:  # BOS/EOS and the punctuation next to them hold the recording's silences: not in the loss
-            dur = target_durations(batch)  # (B, T)
-            spoken = prosody_mask(batch)  # (B, T)
-            terms["dur_l1"], terms["dur_bce"] = L.duration_loss(logits_s, L.duration_targets(dur), spoken)
-        f0_terms, n_terms, mel_terms = [], [], []
-        picked = draw_prosody_items(len(batch.items), cfg.prosody_items, cfg.seed, self.step)
-        for j, b in enumerate(picked):  # the first mel_items drawn also go through the decoder
-            n = int(batch.lengths[b])
-            f0_s, n_s = f0_energy(model, d_s[b, :n], dur[b, :n], s[b : b + 1])  # (2F,)
-            if cfg.stage == "distill":
-                with torch.no_grad(), fp32(self.device):
-                    f0_t, n_t = f0_energy(model, d_t[b, :n], dur[b, :n], s[b : b + 1])
-            else:
-                f0_t = torch.as_tensor(batch.items[b].f0, device=self.device)
-                n_t = torch.as_tensor(batch.items[b].energy, device=self.device)
-            f0_terms.append(L.f0_loss(f0_s, f0_t, voiced=f0_t > 0 if cfg.stage == "finetune" else None))
-            n_terms.append(L.energy_loss(n_s, n_t))
-            if cfg.stage == "finetune" and j < cfg.mel_items:
-                args = (batch.ids[b, :n], batch.ref_s[b : b + 1], f0_s, n_s, dur[b, :n], cfg.mel_crop_frames)
-                mel_terms.append(L.cropped_mel_loss(model, batch.items[b].mel, *args))
-        if f0_terms:  # prosody_items=0: no F0/N passes (and so no mel term either)
-            terms["f0"] = torch.stack(f0_terms).mean()
-            terms["energy"] = torch.stack(n_terms).mean()
-        if mel_terms:
-            terms["mel"] = torch.stack(mel_terms).mean()
-        weights = {
-            "feature": cfg.w_feature,
-            "dur_l1": cfg.w_dur_l1,
-            "dur_bce": cfg.w_dur_bce,
-            "dur_cum": cfg.w_dur_cum,
-            "f0": cfg.w_f0,
-            "energy": cfg.w_energy,
-            "mel": cfg.w_mel,
-        }
-        total = sum(weights[k] * v for k, v in terms.items())
-        return total, {k: float(v.detach()) for k, v in terms.items()}
+        """(loss, logged terms) of this step's stage and phase, on a batch with its upstream features."""
+        if self.cfg.stage == "finetune":
+            return SL.fine_tuning(self, batch)
+        if self.step < self.cfg.layer_steps:  # stage 1, phase 1: each block vs its LSTM layer
+            return SL.layer_matching(self, batch)
+        return SL.distillation(self, batch)
 
     # ---- one step ----------------------------------------------------------------------------------
     def train_step(self) -> dict | None:
+        """One optimiser step on the next batch: its log row, or None when the loss was not finite (skipped)."""
         self._train_mode()
         batch = self._next_batch()
         with self.precision.autocast(self.device.type):
             loss, terms = self.compute_loss(batch)
         self.step += 1
-        if not D.all_finite(loss):  # decided on every rank together
-            self.opt.zero_grad(set_to_none=True)
-            self.bad_steps += 1
-            warnings.warn(
-                f"step {self.step}: non-finite loss ({float(loss.detach())}), step skipped ({self.bad_steps} in a row)",
-                stacklevel=2,
-            )
-            self._log({"step": self.step, "skipped": 1, "loss": float(loss.detach())})
-            if self.bad_steps >= self.cfg.max_bad_steps:
-                raise TrainingDiverged(
-                    f"{self.bad_steps} non-finite losses in a row at step {self.step}; "
-                    f"the last good checkpoint is in {self.ckpt.dir}"
-                )
-            return None
-        self.bad_steps = 0
         self.opt.zero_grad(set_to_none=True)
+        if not D.all_finite(loss):  # decided on every rank together
+            return self._skip(loss)
+        self.bad_steps = 0
         backward(loss, self.scaler)  # under DDP, the student's gradients arrive averaged over the ranks
         D.average_gradients(self.model, self.student)  # trainable parameters outside the student, if any
         params = [p for p in self.model.parameters() if p.requires_grad]
@@ -306,6 +226,54 @@ class Trainer:
             "grad_norm": gnorm,
             "lr": self.sched.get_last_lr()[0],
         }
+
+    # ---- the loop ----------------------------------------------------------------------------------
+    def fit(
+        self, voice_pack: torch.Tensor | None = None, progress: bool = True, stop_after: int | None = None
+    ) -> list[dict]:
+        """Train until cfg.steps (or `stop_after` more steps); checkpoints, evals and samples on schedule."""
+        from tqdm.auto import tqdm
+
+        cfg = self.cfg
+        end = float("inf") if stop_after is None else self.step + stop_after
+        main = rank_and_world()[0] == 0
+        bar = tqdm(total=cfg.steps, initial=self.step, disable=not (progress and main), desc=f"{cfg.stage}")
+        t0 = time.perf_counter()
+        while self.step < min(end, cfg.steps):  # a callback may move cfg.steps (a time budget)
+            row = self.train_step()
+            bar.total = cfg.steps
+            bar.update(1)
+            if row is None:
+                continue
+            row["sec_per_step"] = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            is_best = False
+            if self.val_items and (self.step % cfg.eval_every == 0 or self.step == cfg.steps):
+                row.update(self.evaluate())
+                is_best = self.kept.offer(self.step, row, self.model.predictor.text_encoder)
+            if self.step % cfg.log_every == 0 or "val_dur_within_1" in row:
+                self._log(row)
+                bar.set_postfix(loss=f"{row['loss']:.3f}")
+            if self.step % cfg.ckpt_every == 0 or self.step == cfg.steps or is_best:
+                self.save_checkpoint(is_best=is_best)
+            if main and voice_pack is not None and (self.step % cfg.sample_every == 0 or self.step == cfg.steps):
+                self.write_sample(voice_pack)
+        bar.close()
+        return self.history
+
+    def _skip(self, loss: torch.Tensor) -> None:
+        """A non-finite loss: the step is skipped, warned about and logged; `max_bad_steps` in a row stop the run."""
+        self.bad_steps += 1
+        warnings.warn(
+            f"step {self.step}: non-finite loss ({float(loss.detach())}), step skipped ({self.bad_steps} in a row)",
+            stacklevel=3,
+        )
+        self._log({"step": self.step, "skipped": 1, "loss": float(loss.detach())})
+        if self.bad_steps >= self.cfg.max_bad_steps:
+            raise TrainingDiverged(
+                f"{self.bad_steps} non-finite losses in a row at step {self.step}; "
+                f"the last good checkpoint is in {self.ckpt.dir}"
+            )
 
     # ---- state -------------------------------------------------------------------------------------
     def state_dict(self) -> dict:
@@ -384,40 +352,6 @@ class Trainer:
         self.log.write(row)
         for cb in self.callbacks:
             cb(row, self)
-
-    # ---- the loop ----------------------------------------------------------------------------------
-    def fit(
-        self, voice_pack: torch.Tensor | None = None, progress: bool = True, stop_after: int | None = None
-    ) -> list[dict]:
-        """Train until cfg.steps (or `stop_after` more steps); checkpoints, evals and samples on schedule."""
-        from tqdm.auto import tqdm
-
-        cfg = self.cfg
-        end = float("inf") if stop_after is None else self.step + stop_after
-        main = rank_and_world()[0] == 0
-        bar = tqdm(total=cfg.steps, initial=self.step, disable=not (progress and main), desc=f"{cfg.stage}")
-        t0 = time.perf_counter()
-        while self.step < min(end, cfg.steps):  # a callback may move cfg.steps (a time budget)
-            row = self.train_step()
-            bar.total = cfg.steps
-            bar.update(1)
-            if row is None:
-                continue
-            row["sec_per_step"] = time.perf_counter() - t0
-            t0 = time.perf_counter()
-            is_best = False
-            if self.val_items and (self.step % cfg.eval_every == 0 or self.step == cfg.steps):
-                row.update(self.evaluate())
-                is_best = self.kept.offer(self.step, row, self.model.predictor.text_encoder)
-            if self.step % cfg.log_every == 0 or "val_dur_within_1" in row:
-                self._log(row)
-                bar.set_postfix(loss=f"{row['loss']:.3f}")
-            if self.step % cfg.ckpt_every == 0 or self.step == cfg.steps or is_best:
-                self.save_checkpoint(is_best=is_best)
-            if main and voice_pack is not None and (self.step % cfg.sample_every == 0 or self.step == cfg.steps):
-                self.write_sample(voice_pack)
-        bar.close()
-        return self.history
 
     def save_adapter(self, name: str = "adapter", extra: dict | None = None, overwrite: bool = True) -> Path | None:
         """Save the student as out_dir/<name> (replaced unless overwrite=False); rank 0 writes, others get None.

@@ -100,6 +100,7 @@ def test_restyle_draws_voices_reproducibly_with_kokoros_row_rule():
 
 @KOKORO_LSTM_DROPOUT
 def test_trainer_chains_the_last_share_of_the_layer_matching_steps(fresh_small_model, tmp_path, monkeypatch):
+    from helpers.train import stage_losses as SL
     from helpers.train import trainer as T
     from helpers.train.config import TrainConfig
     from helpers.transplant.surgery import replace_duration_encoder
@@ -107,7 +108,7 @@ def test_trainer_chains_the_last_share_of_the_layer_matching_steps(fresh_small_m
     model = fresh_small_model()
     teacher = replace_duration_encoder(model, SurgeryConfig(d_state=4, expand=1, bidirectional="shared")).removed
     seen = []
-    monkeypatch.setattr(T, "layer_match_loss", lambda *a: seen.append(a[-1]) or layer_match_loss(*a))
+    monkeypatch.setattr(SL, "layer_match_loss", lambda *a: seen.append(a[-1]) or layer_match_loss(*a))
     items = [TrainItem(f"s{i}", np.array([0, 5 + i, 6, 7, 0]), np.zeros(256, np.float32)) for i in range(4)]
     cfg = TrainConfig(stage="distill", steps=4, layer_steps=4, chain_fraction=0.5, batch_size=2, warmup_steps=1,
                       eval_every=10**9, ckpt_every=10**9, sample_every=10**9, out_dir=str(tmp_path))  # fmt: skip

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-import helpers.train.trainer as trainer_module
+import helpers.train.stage_losses as stage_losses
 from helpers.train.config import TrainConfig
 from helpers.train.items import TrainItem
 from helpers.train.precision import Precision, choose_precision, precision_for
@@ -76,7 +76,7 @@ def test_teacher_targets_stay_fp32_inside_a_bf16_autocast(fresh_small_model, tmp
     tr.precision = Precision(torch.bfloat16, False, "test")
     seen = {}
     real_durations, real_trace, real_logits = (
-        trainer_module.durations_from_logits, trainer_module.teacher_trace, trainer_module.duration_logits)
+        stage_losses.durations_from_logits, stage_losses.teacher_trace, stage_losses.duration_logits)
 
     def durations(logits, *a, **k):
         seen["durations"] = (logits.dtype, torch.is_autocast_enabled("cpu"))
@@ -92,9 +92,9 @@ def test_teacher_targets_stay_fp32_inside_a_bf16_autocast(fresh_small_model, tmp
         seen.setdefault("logits", []).append(out.dtype)
         return out
 
-    monkeypatch.setattr(trainer_module, "durations_from_logits", durations)
-    monkeypatch.setattr(trainer_module, "teacher_trace", trace)
-    monkeypatch.setattr(trainer_module, "duration_logits", logits)
+    monkeypatch.setattr(stage_losses, "durations_from_logits", durations)
+    monkeypatch.setattr(stage_losses, "teacher_trace", trace)
+    monkeypatch.setattr(stage_losses, "duration_logits", logits)
     row = tr.train_step()
     assert row is not None and np.isfinite(row["loss"])
     if layer_steps:

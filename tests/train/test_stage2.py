@@ -126,16 +126,16 @@ def test_prosody_items_are_drawn_at_random_and_reproducibly():
 
 
 def test_trainer_draws_the_prosody_items_of_its_step(fresh_small_model, tmp_path, monkeypatch):
-    import helpers.train.trainer as T
+    import helpers.train.stage_losses as SL
 
     calls = []
-    real = T.draw_prosody_items
+    real = SL.draw_prosody_items
 
     def spy(n, k, seed, step):
         calls.append((n, k, seed, step))
         return real(n, k, seed, step)
 
-    monkeypatch.setattr(T, "draw_prosody_items", spy)
+    monkeypatch.setattr(SL, "draw_prosody_items", spy)
     items = _items()
     tr = _trainer(fresh_small_model, tmp_path, items, prosody_items=2, mel_items=1, mel_crop_frames=4, seed=5)
     for _ in range(2):
