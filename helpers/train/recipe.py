@@ -1,7 +1,12 @@
-"""The shipped stage-1 recipe: distil a Mamba DurationEncoder from Kokoro's LSTM on a 2-core CPU in an hour.
+"""THE stage-1 recipe: distil a Mamba DurationEncoder from Kokoro's LSTM in a time budget, on any device.
 
-    python -m helpers.train.recipe --chain-fraction 0.5          # what made the shipped adapter; writes runs/distill-cpu
+    python -m helpers.train.recipe --weights offline-int8 --device cpu --minutes 60   # what made the shipped adapter
     python -m helpers.train.recipe --block cfc --chain-fraction 0  # the liquid (CfC) contender: runs/distill-cfc-cpu
+
+The shipped adapters were made on one thread of a 2-core CPU with the int8 offline weights in an hour; the recipe
+itself runs with the Settings' device, weights and budget (`Settings.stage1_minutes`, CI mode: a few seconds on its
+first 64 sentences, `CI_HELDOUT` dev sentences per evaluation). Notebook 05's stage 1 and `python -m helpers.train
+--stage distill` are `run(...)`; TrainConfig's defaults are its settings.
 
 The default `--out` is under runs/ (`$KOKORO_MAMBA_RUNS`), never the repository's shipped results/; a folder that
 already holds a recipe's adapter or results is refused unless `--overwrite` (writing into results/ needs it too).
@@ -193,6 +198,7 @@ def run(
     eval_voices=EVAL_VOICES,
     calibration_steps: int = 6,
     command: str | None = None,
+    callbacks=(),
     **config,
 ) -> dict:
     """Train with the recipe for `minutes` of wall time; returns the provenance record (also results.json).
@@ -202,13 +208,15 @@ def run(
     weights (unless `device` / `weights`). `kokoro`: an already loaded, un-operated LoadedKokoro to train in (the
     notebook's); it is operated for the run and restored afterwards (the student lives on in `out/adapter`).
     `init`: a stage-1 adapter to continue from (its design is read from its JSON; `design` is then ignored).
-    `config`: TrainConfig fields over `TrainConfig.for_mode(mode, "distill")`, whose defaults are this recipe.
+    `callbacks`: more Trainer callbacks (the notebook's live loss plot). `config`: TrainConfig fields over
+    `TrainConfig.for_mode(mode, "distill")`, whose defaults are this recipe.
     """
     out = Path(out).expanduser()
     lock = OutputLock(out, "helpers.train.recipe").acquire()  # OutputBusy when another run writes there
     try:
         return _run(out, minutes, milestones, design, settings or Settings.from_env(), kokoro, weights, device, init,
-                    corpus, heldout, heldout_limit, train_voices, eval_voices, calibration_steps, command, config)  # fmt: skip
+                    corpus, heldout, heldout_limit, train_voices, eval_voices, calibration_steps, command, callbacks,
+                    config)  # fmt: skip
     finally:
         lock.release()
 
@@ -252,7 +260,7 @@ def _start(kokoro, design: SurgeryConfig, init):
 
 
 def _run(out, minutes, milestones, design, S, kokoro, weights, device, init, corpus, heldout, heldout_limit,
-         train_voices, eval_voices, calibration_steps, command, config) -> dict:  # fmt: skip
+         train_voices, eval_voices, calibration_steps, command, callbacks, config) -> dict:  # fmt: skip
     from helpers.data.text_corpus import heldout_file, prepare_text_corpus
     from helpers.kokoro.loading import load_kokoro
     from helpers.transplant.surgery import restore
@@ -271,13 +279,13 @@ def _run(out, minutes, milestones, design, S, kokoro, weights, device, init, cor
     report, design = _start(kokoro, design, init)
     try:
         return _train(out, minutes, milestones, design, kokoro, report, cfg, train_items, sentences, bank,
-                      eval_voices, calibration_steps, init, command, corpus_path, heldout_path)  # fmt: skip
+                      eval_voices, calibration_steps, init, command, corpus_path, heldout_path, callbacks)  # fmt: skip
     finally:
         restore(kokoro.model, report)  # `kokoro` as it came; the student is in out/adapter
 
 
 def _train(out, minutes, milestones, design, kokoro, report, cfg, train_items, sentences, bank, eval_voices,
-           calibration_steps, init, command, corpus_path, heldout_path) -> dict:  # fmt: skip
+           calibration_steps, init, command, corpus_path, heldout_path, callbacks) -> dict:  # fmt: skip
     layer_fraction = cfg.layer_fraction
     cfg = dataclasses.replace(cfg, steps=10_000, log_every=1, eval_every=10**9, ckpt_every=10**9,
                               sample_every=10**9, out_dir=str(out / "run"))  # fmt: skip
@@ -285,7 +293,7 @@ def _train(out, minutes, milestones, design, kokoro, report, cfg, train_items, s
     todo = sorted({m for m in milestones if m < minutes} | {minutes})  # the end of the budget is always evaluated
     ms = Milestones(kokoro, sentences, eval_voices, todo, out, budget_s, layer_fraction)
     trainer = Trainer(
-        kokoro.model, report.removed, train_items, cfg, callbacks=[ms], voice_bank=bank,
+        kokoro.model, report.removed, train_items, cfg, callbacks=[ms, *callbacks], voice_bank=bank,
         metadata={"weights": kokoro.source, "recipe": "helpers.train.recipe", "init_adapter": str(init) if init else None},
     )  # fmt: skip
     # calibrate: a few phase-1 steps (real training), one timed phase-2 forward+backward (no update) when the plan
