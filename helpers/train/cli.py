@@ -4,7 +4,7 @@
     python -m helpers.train --stage distill --minutes 30 --block cfc     # the budget and the block
     python -m helpers.train --stage finetune                             # stage 2, the Mamba: runs/<mode>/finetune
     python -m helpers.train --stage finetune --student lstm              # its control: runs/<mode>/finetune-lstm
-    python -m helpers.train --stage finetune --init-adapter results/distill-cfc-cpu/adapter --student cfc
+    python -m helpers.train --stage finetune --student cfc --init-adapter results/distill-cfc-cpu/adapter  # finetune-cfc
 
 How the pieces fit, as in notebook 05:
 
@@ -133,7 +133,8 @@ def main(argv: list[str] | None = None) -> Path:
 
 
 def _folder(stage: str, student: str) -> str:
-    return "distill" if stage == "distill" else ("finetune-lstm" if student == "lstm" else "finetune")
+    """The default --out under runs/<mode>/: notebook 05's folders (the CfC student beside them)."""
+    return "distill" if stage == "distill" else {"lstm": "finetune-lstm", "cfc": "finetune-cfc"}.get(student, "finetune")
 
 
 def _stage1(args, S, out: Path, config: dict, argv) -> Path:
