@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from helpers.argtypes import check_ranges
 from helpers.settings import runs_root
 
-STAGE2 = {"lr": 1e-4, "warmup_steps": 100, "prosody_items": 4}  # stage 2's fine-tuning, against the recipe's
+FINETUNE_DEFAULTS = {"lr": 1e-4, "warmup_steps": 100, "prosody_items": 4}  # stage 2, where it differs from stage 1
 
 
 class TrainingDiverged(RuntimeError):
@@ -29,7 +29,7 @@ class TrainConfig:
     stage: str = "distill"  # "distill" (text only, teacher = LSTM) | "finetune" (recordings' targets)
     steps: int = 3000
     batch_size: int = 16
-    lr: float = 1e-3  # stage 1's recipe: fresh blocks; stage 2 (for_mode) fine-tunes at STAGE2_LR
+    lr: float = 1e-3  # stage 1's recipe (fresh blocks); for_mode's stage 2: FINETUNE_DEFAULTS
     weight_decay: float = 0.01
     warmup_steps: int = 30
     min_lr_ratio: float = 0.1  # cosine decay to lr * this
@@ -92,7 +92,7 @@ class TrainConfig:
             if stage == "finetune":  # every step choice is made on the dev clips: score (nearly) all of them
                 base["eval_items"] = 64
         if stage == "finetune":
-            base = {**STAGE2, **base}
+            base = {**FINETUNE_DEFAULTS, **base}
         base.update(stage=stage, out_dir=str(runs_root() / mode / stage))  # one run folder per mode
         base.update(overrides)
         if stage == "distill" and "layer_steps" not in overrides:  # the recipe's layer matching, for these steps

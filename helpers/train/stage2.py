@@ -30,8 +30,9 @@ How the pieces fit, per call:
       global RNG (decoder crops and noise) is seeded with `cfg.seed` for both. A finished or interrupted run in
       `out` with the same voice and start is resumed; otherwise its checkpoints are set aside (never deleted).
   (d) the adapter: `out/adapter`, the dev-best weights by token-boundary error (helpers.train.selection), its
-      metadata naming the student, start (`init_adapter`, and `init_choice`: how it was picked), voice, `trainable_params`, `dropout`, what it saw
-      (`split_hash`, `train_ids`, `selection_ids` = the dev ids), the step kept and its dev scores.
+      metadata naming the student, start (`init_adapter`, and `init_choice`: how it was picked), voice,
+      `trainable_params`, `dropout`, what it saw (`split_hash`, `train_ids`, `selection_ids` = the dev ids), the step
+      kept and its dev scores.
 """
 
 from __future__ import annotations
