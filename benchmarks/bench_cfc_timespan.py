@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
             torch.manual_seed(seed)
             report = replace_duration_encoder(kokoro.model, dataclasses.replace(CFC_DESIGN, cfc_timespan=span))
             cfg = TrainConfig(
-                stage="distill", steps=a.steps, layer_steps=a.steps, batch_size=a.batch_size, lr=1e-3,
+                stage="distill", steps=a.steps, layer_steps=a.steps, chain_fraction=0.0, batch_size=a.batch_size, lr=1e-3,
                 warmup_steps=5, seed=seed, log_every=10**9, eval_every=10**9, ckpt_every=10**9,
                 sample_every=10**9, out_dir=tempfile.mkdtemp(),
             )  # fmt: skip

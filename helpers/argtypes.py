@@ -125,6 +125,7 @@ RANGES: dict[str, tuple] = {
     "keep_last": (1, None, False),
     "max_bad_steps": (1, None, False),
     "prosody_items": (0, None, False),
+    "layer_fraction": (0, 1, False),
     "layer_steps": (0, None, False),
     "chain_fraction": (0, 1, False),
     "mel_items": (0, None, False),

@@ -22,6 +22,10 @@ evaluation) all use, so the three agree: ``"starter"`` (the five LibriVox clips 
 is in the cache. ``S.dataset_dir()`` resolves the name to a folder. Full mode with nothing named and no LJSpeech
 stops there (`NoRecordings`, saying how to get data) instead of quietly training on the five starter clips;
 ``"starter"`` named explicitly still runs them in full mode.
+
+``stage1_minutes`` is stage 1's budget: the wall-clock minutes of training that ``helpers.train.recipe`` fits its
+steps to (notebook 05 and ``python -m helpers.train --stage distill``). ``KOKORO_MAMBA_STAGE1_MINUTES`` sets it;
+otherwise full mode takes the hour the shipped adapters were made in and CI mode ``CI_STAGE1_MINUTES``.
 """
 
 from __future__ import annotations
@@ -35,6 +39,8 @@ import numpy as np
 import torch
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+FULL_STAGE1_MINUTES = 60.0  # the shipped adapters' budget (results/distill-cpu)
+CI_STAGE1_MINUTES = 0.25  # CI: a handful of recipe steps on the CPU
 
 
 def _default_cache_dir() -> Path:
@@ -78,10 +84,16 @@ class Settings:
     data_dir: Path = REPO_ROOT / "data"
     runs_dir: Path | None = None  # None: runs_root() / mode, one folder per mode
     dataset: str = "auto"  # "auto" | "starter" | "ljspeech" | a folder path: the recordings of notebooks 04-06
+    stage1_minutes: float | None = None  # None: $KOKORO_MAMBA_STAGE1_MINUTES, else per mode (module docstring)
 
     def __post_init__(self) -> None:
         if self.runs_dir is None:
             self.runs_dir = runs_root() / self.mode
+        if self.stage1_minutes is None:
+            env = os.environ.get("KOKORO_MAMBA_STAGE1_MINUTES")
+            self.stage1_minutes = float(env) if env else (CI_STAGE1_MINUTES if self.is_ci else FULL_STAGE1_MINUTES)
+        if not 0 < self.stage1_minutes < float("inf"):
+            raise ValueError(f"stage1_minutes (KOKORO_MAMBA_STAGE1_MINUTES) must be > 0 minutes, got {self.stage1_minutes}")
 
     @classmethod
     def from_env(cls, **overrides) -> Settings:

@@ -35,6 +35,8 @@ CASES = [
     ("train", ["--mel-crop-frames", "0"], "argument --mel-crop-frames: must be a whole number >= 1"),
     ("train", ["--precision", "maybe"], "argument --precision: invalid choice: 'maybe'"),
     ("train", ["--stage", "distil"], "argument --stage: invalid choice: 'distil'"),
+    ("train", ["--stage", "distill", "--resume"], "stage 1 runs to a time budget in one process: no --resume"),
+    ("train", ["--minutes", "0"], "argument --minutes: must be a finite number > 0"),
     ("recipe", ["--milestones", ""], "argument --milestones: must be one or more positive numbers of minutes"),
     ("recipe", ["--milestones", "5,x"], "argument --milestones: must be one or more positive numbers"),
     ("recipe", ["--batch-size", "0"], "argument --batch-size: must be a whole number >= 1"),

@@ -46,3 +46,13 @@ def test_full_mode_without_recordings_stops_and_says_how_to_get_them(monkeypatch
     monkeypatch.setenv("KOKORO_MAMBA_DATASET", "starter")  # named explicitly: full mode runs the starter clips
     assert Settings.from_env(mode="full", cache_dir=tmp_path / "cache").dataset_dir() == REPO_ROOT / "data" / "librivox"
     assert Settings.from_env(mode="ci", cache_dir=tmp_path / "cache", dataset="auto").dataset_dir().name == "librivox"
+
+
+def test_stage1_budget_is_a_setting(monkeypatch):
+    monkeypatch.delenv("KOKORO_MAMBA_STAGE1_MINUTES", raising=False)
+    assert Settings.from_env(mode="full").stage1_minutes == 60.0, "the hour the shipped adapters were made in"
+    assert Settings.from_env(mode="ci").stage1_minutes < 1.0
+    monkeypatch.setenv("KOKORO_MAMBA_STAGE1_MINUTES", "12.5")
+    assert Settings.from_env(mode="ci").stage1_minutes == 12.5
+    with pytest.raises(ValueError, match="stage1_minutes"):
+        Settings(stage1_minutes=0)

@@ -37,8 +37,6 @@ from helpers.compare.contenders import (
     load_mamba_kokoro,
     mamba_twin,
     pick_adapter,
-    pick_cfc,
-    pick_mamba,
     shallow_twin,
 )
 from helpers.compare.evaluation import (
@@ -83,7 +81,7 @@ from helpers.transplant.adapters import (
 __all__ = [
     "ABResult", "ab_compare", "ab_player", "active_rms", "match_loudness", "players_html", "show_ab",
     "FIXTURE_NOTE", "KINDS", "MODELS", "adapter_twin", "as_contenders", "load_mamba_kokoro", "mamba_twin",
-    "pick_adapter", "pick_cfc", "pick_mamba", "shallow_twin",
+    "pick_adapter", "shallow_twin",
     "METRICS", "SETS", "EvalItem", "EvalSentence", "eval_items", "eval_sentences", "evaluate",
     "benchmark_ids", "measure_latency", "parameter_table", "conclusions", "save_results", "summarize",
     "predict_prosody", "adapter_info", "describe_adapter", "find_adapter", "list_adapters",

@@ -4,9 +4,10 @@ Everything in this room takes the contenders as one mapping, name -> model, the 
 
     {"LSTM": lstm, "Mamba": mamba_twin, "CfC": cfc_twin}
 
-`pick_adapter(kind, ...)` chooses the adapter of one kind of block ("mamba" or "cfc"): the user's own, then the
-one shipped with the workbook, then an untrained fixture; `pick_mamba` and `pick_cfc` are it for one kind.
-(Notebook 06 takes its Mamba from `systems.four_systems` instead: the stage-1 adapter stage 2 started from.)
+`pick_adapter(kind, ...)` chooses the adapter of one kind of block ("mamba" or "cfc") to listen to and compare: the
+user's own, then the one shipped with the workbook, then an untrained fixture (notebook 06's CfC, notebook 07).
+Notebook 06 takes its Mamba from `systems.four_systems` instead: the stage-1 adapter stage 2 started from, which
+`helpers.train.pick.pick_stage1` chose on the dev half and the stage-2 adapter's JSON records.
 `adapter_facts(path)` reads what an adapter's JSON says about its training: the adapter it started from, its
 trainable parameters and dropout.
 """
@@ -143,16 +144,6 @@ def pick_adapter(
     except (OSError, ValueError, KeyError, TypeError, AdapterMismatchError):
         make_fixture_adapter(kokoro, fixture, fixture_surgery(kind), seed=seed)
         return fixture, adapter_twin(kokoro, fixture), messages
-
-
-def pick_mamba(kokoro, runs_dir: str | Path, fixture: str | Path, seed: int = 0, prefer_shipped: bool = False):
-    """`pick_adapter("mamba", ...)`: the Mamba contender."""
-    return pick_adapter("mamba", kokoro, runs_dir, fixture, seed, prefer_shipped)
-
-
-def pick_cfc(kokoro, runs_dir: str | Path, fixture: str | Path, seed: int = 0, prefer_shipped: bool = False):
-    """`pick_adapter("cfc", ...)`: the liquid (CfC) contender."""
-    return pick_adapter("cfc", kokoro, runs_dir, fixture, seed, prefer_shipped)
 
 
 def shallow_twin(model: torch.nn.Module, path: str | None = None) -> torch.nn.Module:

@@ -134,16 +134,8 @@ def split_of(item_id: str, val_fraction: float = 0.1) -> str:
 
 def _git_commit() -> str | None:
     try:
-        return (
-            subprocess.run(
-                ["git", "rev-parse", "--short", "HEAD"],
-                cwd=REPO_ROOT,
-                capture_output=True,
-                text=True,
-                timeout=5,
-            ).stdout.strip()
-            or None
-        )
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=5)
+        return out.stdout.strip() or None
     except Exception:
         return None
 
@@ -242,7 +234,9 @@ def choose_voice(items: Sequence[Item], previous: dict | None = None) -> VoiceCh
 
 
 def settings_record(kokoro, config: PrepareConfig, style: StyleSource) -> dict:
-    """What the cached targets depend on; its hash tags every item file."""
+    """What the cached targets depend on, the DurationEncoder's identity included; its hash tags every item file."""
+    from helpers.transplant.surgery import encoder_identity
+
     return {
         "code_version": CODE_VERSION,
         "sample_rate": SAMPLE_RATE,
@@ -251,6 +245,7 @@ def settings_record(kokoro, config: PrepareConfig, style: StyleSource) -> dict:
         "check": config.check.to_dict(),
         "style": getattr(style, "name", type(style).__name__),
         "weights_source": getattr(kokoro, "source", "model"),
+        "duration_encoder": encoder_identity(kokoro),  # the DTW reference and teacher durations read it
         "store_audio": config.store_audio,
     }
 

@@ -10,16 +10,18 @@
     distributed  several processes under torchrun: DistributedDataParallel, gradients averaged
     trainer      the `Trainer` (on helpers.kokoro.forward, the one forward path)
     selection    held-out scores (by helpers.compare.scoring), and which step a run keeps (stage 2: the lowest
-                 held-out boundary error)
+                 held-out tempo-normalised boundary error, the start competing)
+    recipe       THE stage-1 recipe (`run`): layer matching, chained, many voices, fitted to a time budget
+    pick         `pick_stage1`: the stage-1 adapter stage 2 starts from, the best on the dev half
     stage2       `finetune`: stage 2 for the Mamba and for the same-recipe LSTM control, with the fitted voice
-    cli          `python -m helpers.train ...` (and `torchrun --nproc_per_node=N -m helpers.train ...`)
+    cli          `python -m helpers.train ...`: notebook 05's training (stage 2 also under torchrun)
 
 Only the new blocks learn (helpers.transplant.peft; for the LSTM control, the LSTMs they replace); everything
 else is frozen but differentiable.
 """
 
 from helpers.train.config import TrainConfig, TrainingDiverged
-from helpers.train.items import TrainItem, as_train_items, bucketed_batches, items_for_stage
+from helpers.train.items import TrainItem, as_train_items, bucketed_batches
 from helpers.train.trainer import Trainer
 
 __all__ = [
@@ -28,6 +30,5 @@ __all__ = [
     "TrainItem",
     "as_train_items",
     "bucketed_batches",
-    "items_for_stage",
     "Trainer",
 ]

@@ -1,4 +1,10 @@
 """Every knob of a training run (`TrainConfig`), its CI/full defaults, and the learning-rate schedule.
+
+The defaults are stage 1's measured recipe (helpers.train.recipe, results/distill-cpu/README.md): AdamW at 1e-3,
+30 warm-up steps, layer matching for the whole budget (`layer_fraction` 1.0) with its second half chained
+(`chain_fraction` 0.5), F0/N on one utterance per batch. `layer_fraction` 0 is the end-to-end variant (features,
+durations, F0/N through the frozen heads from the first step), still an option and measured worse. Stage 2
+(`for_mode(mode, "finetune")`) fine-tunes at 1e-4 with 100 warm-up steps and four F0/N utterances per batch.
 """
 
 from __future__ import annotations
@@ -8,6 +14,8 @@ from dataclasses import dataclass
 
 from helpers.argtypes import check_ranges
 from helpers.settings import runs_root
+
+FINETUNE_DEFAULTS = {"lr": 1e-4, "warmup_steps": 100, "prosody_items": 4}  # stage 2, where it differs from stage 1
 
 
 class TrainingDiverged(RuntimeError):
@@ -21,9 +29,9 @@ class TrainConfig:
     stage: str = "distill"  # "distill" (text only, teacher = LSTM) | "finetune" (recordings' targets)
     steps: int = 3000
     batch_size: int = 16
-    lr: float = 1e-4  # the original plan's choice
+    lr: float = 1e-3  # stage 1's recipe (fresh blocks); for_mode's stage 2: FINETUNE_DEFAULTS
     weight_decay: float = 0.01
-    warmup_steps: int = 100
+    warmup_steps: int = 30
     min_lr_ratio: float = 0.1  # cosine decay to lr * this
     grad_clip: float = 1.0
     precision: str = "auto"  # helpers.train.precision: auto (CUDA: bf16 if native, else fp16 + scaler) | fp32 | ...
@@ -44,10 +52,12 @@ class TrainConfig:
     w_energy: float = 1.0
     w_mel: float = 5.0  # stage 2 only
     w_stft: float = 0.0  # stage 2 only; multi-resolution STFT needs target audio
-    prosody_items: int = 4  # per batch, utterances that also get F0/N losses (each is a B=1 pass)
-    layer_steps: int = 0  # distill: the first N steps match each block to its LSTM layer only (layerwise.py)
+    prosody_items: int = 1  # per batch, utterances that also get F0/N losses (each is a B=1 pass)
+    layer_fraction: float = 1.0  # distill: the recipe's share of its planned steps spent layer matching (0: end to end)
+    layer_steps: int = 0  # distill: the first N steps match each block to its LSTM layer only (layerwise.py); the
+    #                       recipe sets it to layer_fraction x the steps it plans, for_mode to layer_fraction x steps
     w_layer: float = 1.0  # weight of that layer-matching loss
-    chain_fraction: float = 0.0  # the last share of those steps feeds each block the student's own input (chained);
+    chain_fraction: float = 0.5  # the last share of those steps feeds each block the student's own input (chained);
     #                              the switch step is fixed when training starts (Trainer.chain_start)
     mel_items: int = 1  # stage 2: utterances per batch that go through the decoder
     mel_crop_frames: int = 32  # stage 2: decoder on crops of this many 25 ms frames
@@ -81,8 +91,13 @@ class TrainConfig:
             )
             if stage == "finetune":  # every step choice is made on the dev clips: score (nearly) all of them
                 base["eval_items"] = 64
+        if stage == "finetune":
+            base = {**FINETUNE_DEFAULTS, **base}
         base.update(stage=stage, out_dir=str(runs_root() / mode / stage))  # one run folder per mode
         base.update(overrides)
+        if stage == "distill" and "layer_steps" not in overrides:  # the recipe's layer matching, for these steps
+            fraction = base.get("layer_fraction", cls.layer_fraction)
+            base["layer_steps"] = round(fraction * base.get("steps", cls.steps))
         return cls(**base)
 
 

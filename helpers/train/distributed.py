@@ -1,6 +1,6 @@
 """Several processes, one model: PyTorch's DistributedDataParallel (DDP) under torchrun.
 
-    torchrun --nproc_per_node=N -m helpers.train --stage distill ...     # N GPUs on one machine
+    torchrun --nproc_per_node=N -m helpers.train --stage finetune ...    # N GPUs on one machine (stage 2)
 
 torchrun starts N copies of the command and gives each RANK, LOCAL_RANK and WORLD_SIZE. Per process:
 

@@ -6,7 +6,6 @@ which parts of a batch each loss reads (`prosody_mask`: the tokens whose recorde
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -69,21 +68,6 @@ def as_train_items(objs) -> list[TrainItem]:
         )
         for o in objs
     ]
-
-
-def items_for_stage(
-    kokoro, stage: str, settings, corpus: str | Path, data: str | Path
-) -> tuple[list[TrainItem], list[TrainItem]]:
-    """(train, dev) items: the text corpus for 'distill' (its held-out sentences), a prepared recording dataset for
-    'finetune' (its train and dev splits; the test split is left for the verdict)."""
-    from helpers.data.prepare import prepare_dataset
-    from helpers.data.text_corpus import prepare_text_corpus
-
-    if stage == "distill":
-        c = prepare_text_corpus(kokoro, corpus, settings, limit=64 if settings.is_ci else None)
-        return as_train_items(c.train), as_train_items(c.val)
-    d = prepare_dataset(kokoro, data, settings)
-    return as_train_items(d.train), as_train_items(d.dev)
 
 
 @dataclass

@@ -1,7 +1,12 @@
-"""The shipped stage-1 recipe: distil a Mamba DurationEncoder from Kokoro's LSTM on a 2-core CPU in an hour.
+"""THE stage-1 recipe: distil a Mamba DurationEncoder from Kokoro's LSTM in a time budget, on any device.
 
-    python -m helpers.train.recipe --chain-fraction 0.5          # what made the shipped adapter; writes runs/distill-cpu
+    python -m helpers.train.recipe --weights offline-int8 --device cpu --minutes 60   # what made the shipped adapter
     python -m helpers.train.recipe --block cfc --chain-fraction 0  # the liquid (CfC) contender: runs/distill-cfc-cpu
+
+The shipped adapters were made on one thread of a 2-core CPU with the int8 offline weights in an hour; the recipe
+itself runs with the Settings' device, weights and budget (`Settings.stage1_minutes`, CI mode: a few seconds on its
+first 64 sentences, `CI_HELDOUT` dev sentences per evaluation). Notebook 05's stage 1 and `python -m helpers.train
+--stage distill` are `run(...)`; TrainConfig's defaults are its settings.
 
 The default `--out` is under runs/ (`$KOKORO_MAMBA_RUNS`), never the repository's shipped results/; a folder that
 already holds a recipe's adapter or results is refused unless `--overwrite` (writing into results/ needs it too).
@@ -70,6 +75,7 @@ EVAL_VOICES = ("af_heart", "am_michael", "jf_alpha")  # seen English, UNSEEN Eng
 DESIGN = SurgeryConfig(bidirectional="shared", expand=1.5, dropout=0.0)
 CFC_DESIGN = SurgeryConfig(block="cfc", dropout=0.0)
 OUT = {"mamba": "distill-cpu", "cfc": "distill-cfc-cpu"}  # default --out per block, under runs_root()
+CI_HELDOUT = 4  # CI mode: dev sentences per evaluation (full mode: all 24)
 
 
 def _git_commit() -> str | None:
@@ -176,29 +182,41 @@ def _time_end_to_end_step(trainer: Trainer, repeats: int = 2) -> float:
 
 def run(
     out: str | Path,
-    minutes: float = 60.0,
+    minutes: float | None = None,
     milestones=(5, 15, 30, 60),
-    lr: float = 1e-3,
-    layer_fraction: float = 1.0,
-    batch_size: int = 16,
-    prosody_items: int = 1,
     design: SurgeryConfig = DESIGN,
-    weights: str = "offline-int8",
+    *,
+    settings: Settings | None = None,
+    kokoro=None,
+    weights: str | None = None,
+    device: str | None = None,
+    init: str | Path | None = None,
     corpus: str | Path | None = None,
     heldout: str | Path | None = None,
+    heldout_limit: int | None = None,
     train_voices=TRAIN_VOICES,
     eval_voices=EVAL_VOICES,
-    seed: int = 0,
     calibration_steps: int = 6,
-    loss_weights: dict | None = None,
-    chain_fraction: float = 0.5,
+    command: str | None = None,
+    callbacks=(),
+    **config,
 ) -> dict:
-    """Train with the recipe for `minutes` of wall time; returns the provenance record (also results.json)."""
+    """Train with the recipe for `minutes` of wall time; returns the provenance record (also results.json).
+
+    `settings` (default `Settings.from_env()`) gives the mode (CI: its text-corpus limit, CI-sized TrainConfig,
+    `CI_HELDOUT` dev sentences per evaluation), the budget (`stage1_minutes`, unless `minutes`), and the device and
+    weights (unless `device` / `weights`). `kokoro`: an already loaded, un-operated LoadedKokoro to train in (the
+    notebook's); it is operated for the run and restored afterwards (the student lives on in `out/adapter`).
+    `init`: a stage-1 adapter to continue from (its design is read from its JSON; `design` is then ignored).
+    `callbacks`: more Trainer callbacks (the notebook's live loss plot). `config`: TrainConfig fields over
+    `TrainConfig.for_mode(mode, "distill")`, whose defaults are this recipe.
+    """
     out = Path(out).expanduser()
     lock = OutputLock(out, "helpers.train.recipe").acquire()  # OutputBusy when another run writes there
     try:
-        return _run(out, minutes, milestones, lr, layer_fraction, batch_size, prosody_items, design, weights, corpus,
-                    heldout, train_voices, eval_voices, seed, calibration_steps, loss_weights, chain_fraction)  # fmt: skip
+        return _run(out, minutes, milestones, design, settings or Settings.from_env(), kokoro, weights, device, init,
+                    corpus, heldout, heldout_limit, train_voices, eval_voices, calibration_steps, command, callbacks,
+                    config)  # fmt: skip
     finally:
         lock.release()
 
@@ -220,42 +238,75 @@ def check_out(out: Path, overwrite: bool) -> None:
         )
 
 
-def _run(out, minutes, milestones, lr, layer_fraction, batch_size, prosody_items, design, weights, corpus, heldout,
-         train_voices, eval_voices, seed, calibration_steps, loss_weights, chain_fraction) -> dict:  # fmt: skip
+def _start(kokoro, design: SurgeryConfig, init):
+    """(surgery report, design): `kokoro` operated with `design`, or with `init`'s design and its weights loaded."""
+    from helpers.transplant.adapters import (
+        adapter_block,
+        adapter_info,
+        adapter_paths,
+        adapter_surgery,
+        load_adapter,
+    )
+
+    if init is not None:
+        info = adapter_info(init)
+        if adapter_block(info) not in ("mamba", "cfc"):
+            raise ValueError(f"stage 1 trains new blocks: {init} holds a {adapter_block(info)} DurationEncoder")
+        design = adapter_surgery(info, adapter_paths(init)[1])
+    report = replace_duration_encoder(kokoro.model, design)
+    if init is not None:
+        load_adapter(kokoro.model, init, strict_config=design)
+    return report, design
+
+
+def _run(out, minutes, milestones, design, S, kokoro, weights, device, init, corpus, heldout, heldout_limit,
+         train_voices, eval_voices, calibration_steps, command, callbacks, config) -> dict:  # fmt: skip
     from helpers.data.text_corpus import heldout_file, prepare_text_corpus
     from helpers.kokoro.loading import load_kokoro
+    from helpers.transplant.surgery import restore
 
-    S = Settings.from_env(mode="full", device="cpu")
-    S.seed_everything(seed)
-    kokoro = load_kokoro(weights, device="cpu")
+    minutes = S.stage1_minutes if minutes is None else minutes
+    cfg = TrainConfig.for_mode(S.mode, "distill", **config)
+    S.seed_everything(cfg.seed)
+    kokoro = kokoro or load_kokoro(weights or S.weights, device=device or S.device)
     corpus_path = Path(corpus) if corpus else S.data_dir / "text" / "sentences.txt"
     heldout_path = Path(heldout) if heldout else heldout_file("dev", S.data_dir)  # choices read dev only
-    text = prepare_text_corpus(kokoro, corpus_path, S, progress=False)
+    text = prepare_text_corpus(kokoro, corpus_path, S, progress=False)  # CI mode: its first CI_CORPUS_LIMIT
     train_items = as_train_items(text.train)
     sentences = [ln.strip() for ln in heldout_path.read_text(encoding="utf-8").splitlines() if ln.strip()]
+    sentences = sentences[: heldout_limit or (CI_HELDOUT if S.is_ci else None)]
     bank = {v: kokoro.voice(v) for v in train_voices}
-    report = replace_duration_encoder(kokoro.model, design)
-    cfg = TrainConfig(
-        stage="distill", steps=10_000, batch_size=batch_size, lr=lr, warmup_steps=30, seed=seed,
-        log_every=1, eval_every=10**9, ckpt_every=10**9, sample_every=10**9, prosody_items=prosody_items,
-        out_dir=str(out / "run"), chain_fraction=chain_fraction, **(loss_weights or {}),
-    )  # fmt: skip
+    report, design = _start(kokoro, design, init)
+    try:
+        return _train(out, minutes, milestones, design, kokoro, report, cfg, train_items, sentences, bank,
+                      eval_voices, calibration_steps, init, command, corpus_path, heldout_path, callbacks)  # fmt: skip
+    finally:
+        restore(kokoro.model, report)  # `kokoro` as it came; the student is in out/adapter
+
+
+def _train(out, minutes, milestones, design, kokoro, report, cfg, train_items, sentences, bank, eval_voices,
+           calibration_steps, init, command, corpus_path, heldout_path, callbacks) -> dict:  # fmt: skip
+    layer_fraction = cfg.layer_fraction
+    cfg = dataclasses.replace(cfg, steps=10_000, log_every=1, eval_every=10**9, ckpt_every=10**9,
+                              sample_every=10**9, out_dir=str(out / "run"))  # fmt: skip
     budget_s = 60.0 * minutes
-    ms = Milestones(kokoro, sentences, eval_voices, [m for m in milestones if m <= minutes], out, budget_s, layer_fraction)
+    todo = sorted({m for m in milestones if m < minutes} | {minutes})  # the end of the budget is always evaluated
+    ms = Milestones(kokoro, sentences, eval_voices, todo, out, budget_s, layer_fraction)
     trainer = Trainer(
-        kokoro.model, report.removed, train_items, cfg, callbacks=[ms], voice_bank=bank,
-        metadata={"weights": kokoro.source, "recipe": "helpers.train.recipe"},
+        kokoro.model, report.removed, train_items, cfg, callbacks=[ms, *callbacks], voice_bank=bank,
+        metadata={"weights": kokoro.source, "recipe": "helpers.train.recipe", "init_adapter": str(init) if init else None},
     )  # fmt: skip
-    # calibrate: a few phase-1 steps (real training), one timed phase-2 forward+backward (no update)
+    # calibrate: a few phase-1 steps (real training), one timed phase-2 forward+backward (no update) when the plan
+    # has a phase 2 (layer_fraction < 1)
     cfg.layer_steps = calibration_steps
     t = time.perf_counter()
     trainer.fit(progress=False, stop_after=calibration_steps)
-    t1 = (time.perf_counter() - t) / calibration_steps
-    t2 = _time_end_to_end_step(trainer)
+    t1 = (time.perf_counter() - t) / max(1, trainer.step)  # fewer than calibration_steps when the budget ran out
+    t2 = _time_end_to_end_step(trainer) if layer_fraction < 1 else t1
     remaining = budget_s - ms.train_seconds()
     # layer_fraction of the steps in phase 1 (t1 each), the rest end to end (t2 each); Milestones.replan
     # keeps this fitted to the measured speed as the run goes
-    n = int(remaining / (layer_fraction * t1 + (1 - layer_fraction) * t2)) + trainer.step
+    n = max(0, int(remaining / (layer_fraction * t1 + (1 - layer_fraction) * t2))) + trainer.step
     cfg.steps, cfg.layer_steps = n, max(calibration_steps, int(layer_fraction * n))
     chain_start = trainer.plan_chain(cfg.layer_steps)  # fixed now: Milestones.replan cannot move it
     ms.sec = {"phase1": t1, "phase2": t2}
@@ -267,9 +318,10 @@ def _run(out, minutes, milestones, lr, layer_fraction, batch_size, prosody_items
     # ship the milestone with the smallest overall token-boundary drift (the bar's hardest term)
     best = min(ms.results, key=lambda m: (m["voices"]["overall"]["drift_ms"], -m["milestone_min"]))
     record = {
-        "command": "python -m helpers.train.recipe " + " ".join(sys.argv[1:]),
+        "command": command or "python -m helpers.train.recipe " + " ".join(sys.argv[1:]),
         "code_commit": _git_commit(),
         "design": design.to_dict(),
+        "init_adapter": str(init) if init else None,
         "trainable_parameters": sum(p.numel() for p in kokoro.model.predictor.text_encoder.parameters()),
         "teacher_parameters": sum(p.numel() for p in report.removed.parameters()),
         "weights": kokoro.source,
@@ -281,15 +333,17 @@ def _run(out, minutes, milestones, lr, layer_fraction, batch_size, prosody_items
         "step_seconds": {"phase1": round(t1, 3), "phase2": round(t2, 3)},
         "data": {"corpus": str(corpus_path.relative_to(REPO_ROOT)) if corpus_path.is_relative_to(REPO_ROOT) else str(corpus_path),
                  "train_sentences": len(train_items), "heldout": heldout_path.name, "heldout_sentences": len(sentences)},  # fmt: skip
-        "train_voices": list(train_voices),
-        "eval_voices": list(eval_voices),
-        "machine": {"threads": torch.get_num_threads(), "torch": torch.__version__},
+        "train_voices": list(bank),
+        "eval_voices": list(ms.voices),
+        "machine": {"threads": torch.get_num_threads(), "torch": torch.__version__,
+                    "device": str(next(kokoro.model.parameters()).device)},  # fmt: skip
         "milestones": ms.results,
         "shipped": {"milestone_min": best["milestone_min"], "step": best["step"], "train_min": best["train_min"],
                     "rule": "the milestone with the smallest overall token-boundary drift (the bar's hardest term)"},  # fmt: skip
         "end_of_run": ms.results[-1]["voices"],
         "final": best["voices"],
         "meets_bar": best["meets_bar"],
+        "adapter": str(out / "adapter"),
     }
     snap = out / "milestones" / f"adapter-{best['milestone_min']:g}min"
     for ext in (".safetensors", ".json"):
@@ -303,19 +357,21 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--block", default="mamba", choices=["mamba", "cfc"], help="mamba: DESIGN; cfc: CFC_DESIGN")
     p.add_argument("--out", default=None, help=f"default per block, under {runs_root()}: {OUT}")
     p.add_argument("--overwrite", action="store_true", help="replace a recipe's output already in --out")
-    p.add_argument("--minutes", type=real(0, lo_open=True), default=60.0)
+    p.add_argument("--minutes", type=real(0, lo_open=True), default=None, help="default: Settings.stage1_minutes")
     p.add_argument("--milestones", type=minutes_list, default=(5.0, 15.0, 30.0, 60.0))
-    p.add_argument("--lr", type=real(0, lo_open=True), default=1e-3)
-    p.add_argument("--layer-fraction", type=real(0, 1), default=1.0, help="share of the steps spent layer matching")
-    p.add_argument("--batch-size", type=whole(1), default=16)
-    p.add_argument("--prosody-items", type=whole(0), default=1)
+    p.add_argument("--lr", type=real(0, lo_open=True), default=TrainConfig.lr)
+    p.add_argument("--layer-fraction", type=real(0, 1), default=TrainConfig.layer_fraction,
+                   help="share of the steps spent layer matching (0: end to end, measured worse)")
+    p.add_argument("--batch-size", type=whole(1), default=None, help="default: TrainConfig.for_mode's (full: 16)")
+    p.add_argument("--prosody-items", type=whole(0), default=TrainConfig.prosody_items)
     p.add_argument("--bidirectional", default=DESIGN.bidirectional, choices=["separate", "shared"])
     p.add_argument("--expand", type=real(0, lo_open=True), default=DESIGN.expand)
     p.add_argument("--dropout", type=real(0, 1, hi_open=True), default=DESIGN.dropout)
     p.add_argument("--timespan", default=CFC_DESIGN.cfc_timespan, choices=["unit", "learned"], help="cfc only")
-    p.add_argument("--weights", default="offline-int8")
+    p.add_argument("--weights", default=None, help="default: Settings.weights (the shipped adapters: offline-int8)")
+    p.add_argument("--device", default=None, help="default: Settings.device (CUDA when present in full mode)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--chain-fraction", type=real(0, 1), default=0.5,
+    p.add_argument("--chain-fraction", type=real(0, 1), default=TrainConfig.chain_fraction,
                    help="the last share of the layer-matching steps feeds each block the student's own input")
     p.add_argument("--w-dur-cum", type=real(0), default=0.0, help="phase 2: weight of the drift (token-edge) loss")
     p.add_argument("--w-f0", type=real(0), default=1.0, help="phase 2: weight of the F0 term")
@@ -326,16 +382,20 @@ def main(argv: list[str] | None = None) -> dict:
         check_out(out, a.overwrite)  # before the model is loaded
     except FileExistsError as e:
         p.exit(2, f"{p.prog}: error: {e}\n")
-    if a.block == "cfc":
-        design = dataclasses.replace(CFC_DESIGN, cfc_timespan=a.timespan, dropout=a.dropout)
-    else:
-        design = dataclasses.replace(DESIGN, bidirectional=a.bidirectional, expand=a.expand, dropout=a.dropout)
-    return run(
-        out, a.minutes, tuple(a.milestones), a.lr, a.layer_fraction,
-        a.batch_size, a.prosody_items, design, a.weights, seed=a.seed,
-        loss_weights={"w_dur_cum": a.w_dur_cum, "w_f0": a.w_f0, "w_energy": a.w_energy},
-        chain_fraction=a.chain_fraction,
-    )  # fmt: skip
+    config = {k: getattr(a, k) for k in ("lr", "layer_fraction", "prosody_items", "seed", "chain_fraction",
+                                         "w_dur_cum", "w_f0", "w_energy")}  # fmt: skip
+    if a.batch_size is not None:
+        config["batch_size"] = a.batch_size
+    design = design_for(a.block, bidirectional=a.bidirectional, expand=a.expand, dropout=a.dropout, timespan=a.timespan)
+    return run(out, a.minutes, tuple(a.milestones), design, weights=a.weights, device=a.device, **config)
+
+
+def design_for(block: str = "mamba", bidirectional: str = DESIGN.bidirectional, expand: float = DESIGN.expand,
+               dropout: float = 0.0, timespan: str = CFC_DESIGN.cfc_timespan) -> SurgeryConfig:  # fmt: skip
+    """The recipe's design for a block: `DESIGN` (Mamba) or `CFC_DESIGN`, with the options its command offers."""
+    if block == "cfc":
+        return dataclasses.replace(CFC_DESIGN, cfc_timespan=timespan, dropout=dropout)
+    return dataclasses.replace(DESIGN, bidirectional=bidirectional, expand=expand, dropout=dropout)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,9 @@
     data = prepare_recordings(kokoro, S)                 # helpers.data.recordings: notebook 04's train/dev/test
     pack, voice_path = fitted_voice(kokoro, data, S)     # helpers.train.fit_voice: notebook 04's fitted voice
     cfg = TrainConfig.for_mode(S.mode, "finetune")
-    mamba = finetune(kokoro, data, pack, cfg, "mamba", init=stage1_adapter, out=S.runs_dir / "finetune")
+    pick = pick_stage1(kokoro, S)                        # helpers.train.pick: the best stage-1 adapter on the dev half
+    mamba = finetune(kokoro, data, pack, cfg, "mamba", init=pick.adapter, out=S.runs_dir / "finetune",
+                     start_choice=pick.record())
     lstm = finetune(kokoro, data, pack, cfg, "lstm", out=S.runs_dir / "finetune-lstm")
     mamba_twin(kokoro, lstm.adapter)                     # notebook 06: a twin with the fine-tuned LSTMs
 
@@ -29,8 +31,9 @@ How the pieces fit, per call:
       `out` with the same voice and start is resumed; otherwise its checkpoints are set aside (never deleted).
   (d) the adapter: `out/adapter`, the dev-best weights by the tempo-normalised token-boundary error (notebook 06's
       primary metric; helpers.train.selection), the start itself (step 0) included when no step beats it; its
-      metadata naming the student, start (`init_adapter`), voice, `trainable_params`, `dropout`, what it saw
-      (`split_hash`, `train_ids`, `selection_ids` = the dev ids), the step kept and its dev scores.
+      metadata naming the student, start (`init_adapter`, and `init_choice`: how it was picked), voice,
+      `trainable_params`, `dropout`, what it saw (`split_hash`, `train_ids`, `selection_ids` = the dev ids), the step
+      kept and its dev scores.
 """
 
 from __future__ import annotations
@@ -47,12 +50,11 @@ import torch
 from torch import nn
 
 from helpers.kokoro.forward import style_for
-from helpers.settings import runs_root
 from helpers.train.config import TrainConfig
 from helpers.train.items import TrainItem, as_train_items
 from helpers.train.resumable import ResumeRefused
 from helpers.train.trainer import Trainer
-from helpers.transplant.adapters import SHIPPED_ADAPTER, adapter_block, adapter_info, load_adapter
+from helpers.transplant.adapters import load_adapter
 from helpers.transplant.peft import student_kind
 
 STUDENTS = ("mamba", "cfc", "lstm")
@@ -69,19 +71,6 @@ class Stage2Run:
     start_scores: dict[str, float]  # dev scores before any stage-2 step: the LSTM as shipped / the stage-1 Mamba
     kept_step: int
     kept_scores: dict[str, float]  # dev scores of the step the adapter holds (chosen on them: optimistic)
-
-
-def stage1_start(runs: str | Path | None = None) -> tuple[Path, str]:
-    """(adapter, why): the Mamba's stage-2 start. Your own full-mode stage-1 adapter (`runs`, default
-    runs/full/distill/adapter) when it is a trained Mamba adapter, else the one shipped in results/distill-cpu."""
-    own = Path(runs) if runs is not None else runs_root() / "full" / "distill" / "adapter"
-    try:
-        info = adapter_info(own)
-        if adapter_block(info) == "mamba" and not info["metadata"].get("fixture"):
-            return own, "your own full-mode stage-1 adapter"
-    except (OSError, ValueError):
-        pass
-    return SHIPPED_ADAPTER, "the stage-1 adapter shipped with the workbook (no full-mode one of yours found)"
 
 
 def stage2_table(mamba: Stage2Run, lstm: Stage2Run) -> pd.DataFrame:
@@ -171,6 +160,7 @@ def finetune(
     progress: bool = True,
     callbacks: list | None = None,
     samples: bool = True,
+    start_choice: dict | None = None,
 ) -> Stage2Run:
     """Stage 2 of one student (module docstring): train, keep the dev-best step, save it to `out/adapter`.
 
@@ -178,7 +168,8 @@ def finetune(
     split is never read) or a (train, dev) pair of items with targets; `pack` [510, 1, 256]: the
     fitted voice (`voice`, its name or path, goes into the metadata); `cfg`: a 'finetune' TrainConfig, its
     out_dir replaced by `out` (default: cfg.out_dir). `samples`: listening samples with the pack in out/samples
-    (every cfg.sample_every steps and at the end).
+    (every cfg.sample_every steps and at the end). `start_choice`: how `init` was chosen
+    (`helpers.train.pick.Stage1Pick.record()`), kept in the adapter's JSON as ``init_choice``.
     """
     if cfg.stage != "finetune":
         raise ValueError(f"stage 2 needs a 'finetune' TrainConfig, got stage {cfg.stage!r}")
@@ -191,7 +182,7 @@ def finetune(
     same = _same_start(out, pack, init, student, seen["split_hash"], dropout)
     meta = {"weights": kokoro.source, "student": student, "init": str(init),
             "init_adapter": str(init) if init is not None else None, "voice": str(voice or "given pack"),
-            "dropout": dropout, **seen}  # fmt: skip
+            "init_choice": start_choice, "dropout": dropout, **seen}  # fmt: skip
     trainer = Trainer(model, None, train, dataclasses.replace(cfg, out_dir=str(out)), dev, callbacks, meta)
     trainer.metadata["trainable_params"] = sum(p.numel() for p in model.parameters() if p.requires_grad)
     start = trainer.evaluate()

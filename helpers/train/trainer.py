@@ -24,8 +24,8 @@ Layer matching is teacher-forced, then chained from `chain_start`, a step fixed 
 
 Runs the same in a notebook (`Trainer(...).fit()`) and in a terminal:
 
-    python -m helpers.train --stage distill --steps 3000 --out runs/distill
-    python -m helpers.train --stage finetune --data data/librivox --init-adapter runs/distill/adapter --out runs/ft
+    python -m helpers.train --stage distill --minutes 60       # stage 1: helpers.train.recipe drives a Trainer
+    python -m helpers.train --stage finetune --student lstm    # stage 2: helpers.train.stage2.finetune
 
 One process, one device; or, under `torchrun --nproc_per_node=N`, N processes whose gradients are averaged
 by DistributedDataParallel, each on its own slice of the batches, rank 0 alone writing (helpers.train.distributed).

@@ -156,6 +156,22 @@ def is_lstm_encoder(enc: nn.Module) -> bool:
     return isinstance(enc, DurationEncoder)
 
 
+def encoder_identity(model: nn.Module) -> str:
+    """Which DurationEncoder `model` (a KModel, or a LoadedKokoro) holds: its class and a hash of its weights.
+
+    Targets computed through the predictor (notebook 04's DTW reference and teacher durations) depend on it, so it
+    is part of their cache key (helpers.data.prepare.settings_record): a student's targets never pass for Kokoro's.
+    """
+    import hashlib
+
+    enc = getattr(model, "model", model).get_submodule(DURATION_ENCODER_PATH)
+    h = hashlib.sha256(type(enc).__qualname__.encode())
+    for name, t in sorted(enc.state_dict().items()):
+        h.update(name.encode())
+        h.update(t.detach().float().cpu().numpy().tobytes())
+    return f"{type(enc).__name__}:{h.hexdigest()[:16]}"
+
+
 def encoder_design(enc: nn.Module) -> dict:
     """What a DurationEncoder is, as checkpoints and adapters record it: a transplanted one's SurgeryConfig, or
     ``{"block": "lstm", ...}`` (its widths) for Kokoro's own, which the same-recipe LSTM control trains."""

@@ -209,11 +209,11 @@ def test_pick_adapter_falls_back_to_a_fixture_of_its_kind(kokoro_small_random, t
     model = C.shallow_twin(kokoro_small_random.model)
     replace_duration_encoder(model, SMALL)
     adapters.save_adapter(model, runs / "distill" / "adapter", {"stage": "distill"})  # a user's Mamba adapter
-    path, twin, messages = C.pick_cfc(kokoro_small_random, runs, tmp_path / "fixture-cfc" / "adapter")
+    path, twin, messages = C.pick_adapter("cfc", kokoro_small_random, runs, tmp_path / "fixture-cfc" / "adapter")
     assert path == tmp_path / "fixture-cfc" / "adapter", "the user's Mamba adapter is not a CfC"
     assert any("no CfC adapter shipped yet" in m for m in messages)
     assert any("UNTRAINED fixture" in m for m in messages)
     assert twin.model.predictor.text_encoder.cfg.block == "cfc"
     assert "CfC DurationEncoder" in twin.note
-    path, twin, messages = C.pick_mamba(kokoro_small_random, runs, tmp_path / "fixture" / "adapter")
+    path, twin, messages = C.pick_adapter("mamba", kokoro_small_random, runs, tmp_path / "fixture" / "adapter")
     assert path == runs / "distill" / "adapter" and any("your newest trained adapter" in m for m in messages)

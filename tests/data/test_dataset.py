@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 
 from helpers.data.corpus import (
     build_corpus,
@@ -259,3 +260,28 @@ def test_text_corpus():
 def test_generator_is_deterministic():
     a, b = generate_sentences(50, seed=3), generate_sentences(50, seed=3)
     assert a == b and len(set(a)) == 50 and a != generate_sentences(50, seed=4)
+
+
+def test_the_target_cache_key_knows_which_duration_encoder_made_the_targets(fresh_small_model):
+    """A student's DTW reference and teacher durations must never be read back as Kokoro's (issue 24)."""
+    from types import SimpleNamespace
+
+    from helpers.data.prepare import PrepareConfig, settings_record
+    from helpers.transplant.surgery import (
+        SurgeryConfig,
+        encoder_identity,
+        replace_duration_encoder,
+        restore,
+    )
+
+    model = fresh_small_model()
+    kokoro, style = SimpleNamespace(model=model, source="random"), SimpleNamespace(name="voice:af_heart")
+    shipped = settings_record(kokoro, PrepareConfig(), style)
+    report = replace_duration_encoder(model, SurgeryConfig(n_layers=1, d_state=4, expand=1))
+    operated = settings_record(kokoro, PrepareConfig(), style)
+    assert operated["duration_encoder"] != shipped["duration_encoder"]
+    restore(model, report)
+    assert settings_record(kokoro, PrepareConfig(), style) == shipped
+    with torch.no_grad():  # a fine-tuned LSTM (stage 2's control) is another DurationEncoder too
+        next(model.predictor.text_encoder.parameters()).add_(1e-3)
+    assert encoder_identity(model) != shipped["duration_encoder"]

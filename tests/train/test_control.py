@@ -14,10 +14,9 @@ from helpers.kokoro.g2p import phonemes_to_ids
 from helpers.train.config import TrainConfig
 from helpers.train.items import TrainItem
 from helpers.train.selection import RULES
-from helpers.train.stage2 import finetune, stage1_start, stage2_table
+from helpers.train.stage2 import finetune, stage2_table
 from helpers.train.trainer import Trainer
 from helpers.transplant.adapters import (
-    SHIPPED_ADAPTER,
     adapter_block,
     adapter_info,
     describe_adapter,
@@ -202,16 +201,6 @@ def test_finetune_trains_both_students_by_one_recipe(kokoro_small_random, fresh_
     assert all(any((tmp_path / "lstm").rglob(name)) for name in old) and len(
         list((tmp_path / "lstm").rglob("*.pt"))
     ) > len(old)
-
-
-def test_stage2_starts_from_your_trained_stage1_adapter_else_the_shipped_one(fresh_small_model, tmp_path):
-    assert stage1_start(tmp_path / "none")[0] == SHIPPED_ADAPTER
-    model = _operated(fresh_small_model)
-    save_adapter(model, tmp_path / "fixture", {"fixture": True})
-    assert stage1_start(tmp_path / "fixture")[0] == SHIPPED_ADAPTER, "an untrained fixture is no start"
-    save_adapter(model, tmp_path / "own", {"stage": "distill"})
-    path, why = stage1_start(tmp_path / "own")
-    assert path == tmp_path / "own" and "your own" in why
 
 
 class _Prepared:

@@ -36,3 +36,12 @@ def test_replan_in_phase_two_and_when_time_is_short():
     tr.step = 61
     ms.replan(tr, {"dur_l1": 0.3, "sec_per_step": 1.0}, t=99.9)  # not a multiple of 10: only the speed is noted
     assert tr.cfg.steps == 61
+
+
+def test_train_config_defaults_are_the_recipe_and_stage2_keeps_its_fine_tuning_rate():
+    d = TrainConfig.for_mode("full", "distill")
+    assert (d.lr, d.layer_fraction, d.chain_fraction, d.layer_steps) == (1e-3, 1.0, 0.5, d.steps)
+    assert TrainConfig.for_mode("full", "distill", layer_fraction=0.0).layer_steps == 0, "the end-to-end variant"
+    f = TrainConfig.for_mode("full", "finetune")
+    assert (f.lr, f.warmup_steps, f.prosody_items) == (1e-4, 100, 4)
+    assert TrainConfig.for_mode("ci", "finetune", lr=3e-4).lr == 3e-4

@@ -75,7 +75,7 @@ def checkpointed(tmp_path_factory):
         (dict(stage="finetune", items=_items(8, targets=True)), r"stage: 'distill' -> 'finetune'"),
         (dict(items=_items(8, seed=1)), r"data items: '[0-9a-f]{16}' -> '[0-9a-f]{16}'"),
         (dict(batch_size=2), r"data batch_size: 4 -> 2"),
-        (dict(lr=1e-3), r"schedule lr: 0.0001 -> 0.001"),
+        (dict(lr=1e-4), r"schedule lr: 0.001 -> 0.0001"),
         (dict(steps=8), r"schedule steps: 4 -> 8"),
         ("design", r"design d_state: 4 -> 8"),
     ],
