@@ -55,13 +55,13 @@ class Timings:
     """timings.json: {phase: {seconds, computed, commit, finished}}; a cached re-run keeps the computing run's time."""
 
     def __init__(self, path: Path):
-        self.path = path
+        self.path, self.commit = path, commit()  # the code this process loaded, not HEAD when a phase ends
         self.data = json.loads(path.read_text()) if path.is_file() else {}
 
     def record(self, phase: str, seconds: float, computed: bool, **extra) -> None:
         old = self.data.get(phase)
         if computed or old is None:
-            self.data[phase] = {"seconds": round(seconds, 1), "computed": computed, "commit": commit(),
+            self.data[phase] = {"seconds": round(seconds, 1), "computed": computed, "commit": self.commit,
                                 "load_average_1min": round(os.getloadavg()[0], 2),
                                 "finished": time.strftime("%Y-%m-%d %H:%M:%S"), **extra}  # fmt: skip
         self.path.write_text(json.dumps(self.data, indent=1))
