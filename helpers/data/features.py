@@ -143,7 +143,9 @@ def mel_power(y: np.ndarray, settings: FeatureSettings = DEFAULT) -> np.ndarray:
         center=True,
         pad_mode="reflect",
     )  # [n_fft/2 + 1, 2F + 1] complex
-    mel = mel_filterbank(settings) @ (np.abs(spec) ** 2)  # [n_mels, 2F + 1]
+    # einsum without optimize is numpy's own loop, not BLAS: the same bits on any number of threads, so a
+    # preparation pool's workers (one thread each) write what one multi-threaded process writes
+    mel = np.einsum("mk,kt->mt", mel_filterbank(settings), np.abs(spec) ** 2)  # [n_mels, 2F + 1]
     return mel[:, :n].astype(np.float32)  # [n_mels, 2F]
 
 
