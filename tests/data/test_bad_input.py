@@ -38,10 +38,19 @@ def letters(text: str) -> str:
 
 
 class StubKokoro:
-    """Enough of a LoadedKokoro for preparation with a fake compute_targets: a source and a voice pack
-    (the tests name the voice, so no reference voice is chosen by pYIN)."""
+    """Enough of a LoadedKokoro for preparation with a fake compute_targets: a source, a voice pack (the tests
+    name the voice, so no reference voice is chosen by pYIN) and a model whose DurationEncoder is a fixed stand-in
+    (its identity is part of the targets' cache key: helpers.transplant.surgery.encoder_identity)."""
 
     source = "stub"
+
+    def __init__(self):
+        import torch
+
+        self.model = torch.nn.Module()
+        self.model.predictor = torch.nn.Module()
+        self.model.predictor.text_encoder = torch.nn.Linear(1, 1, bias=False)
+        torch.nn.init.zeros_(self.model.predictor.text_encoder.weight)  # the same identity in every instance
 
     def default_voice(self):
         return "af_heart"

@@ -1,14 +1,20 @@
 """helpers.data.pool: the pool writes what the serial loop writes, bit for bit (item files, manifest rows and their
 order, the split, the failures); it keeps every finished item file when interrupted, and the next run resumes;
-it runs serially, and says why, when it cannot reload the model or has too little to do."""
+it runs serially, and says why, when it cannot reload the model or has too little to do.
+
+Bit for bit at equal thread counts: each worker runs one torch thread, so the serial references here do too. torch's
+convolutions sum in an order that depends on the thread count, so a serial run on two threads can differ from the
+pool in the last bits of Kokoro's reference synthesis, and a DTW step can then move a duration by one frame."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import shutil
 
 import numpy as np
 import pytest
+import torch
 
 import helpers.data.pool as POOL
 from helpers.data.prepare import PrepareConfig, prepare_dataset
@@ -20,7 +26,9 @@ from helpers.kokoro.g2p import phonemize
 from helpers.settings import REPO_ROOT, Settings
 
 LIBRIVOX = REPO_ROOT / "data" / "librivox"
-BROKEN = "sense_and_sensibility_01_austen_64kb-0920"  # its wav is spoilt after validation: it must fail, not stop
+BROKEN = (
+    "sense_and_sensibility_01_austen_64kb-0920"  # its wav is spoilt after validation: it must fail, not stop
+)
 CONFIG = PrepareConfig(voice="am_michael")  # a named voice: no F0 register measured on the (spoilt) clips
 
 
@@ -35,11 +43,25 @@ def folder(tmp_path_factory):
     return data, report
 
 
+@contextlib.contextmanager
+def _one_thread():
+    """One torch thread, as in every worker (the module docstring says why)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def _prepare(kokoro, folder, cache, workers):
     data, report = folder
     S = Settings(mode="ci", cache_dir=cache.parent)
     config = dataclasses.replace(CONFIG, workers=workers)
-    return prepare_dataset(kokoro, data, S, config, report=report, cache_dir=cache, progress=False, verbose=False)
+    with _one_thread() if workers == 1 else contextlib.nullcontext():
+        return prepare_dataset(
+            kokoro, data, S, config, report=report, cache_dir=cache, progress=False, verbose=False
+        )
 
 
 @pytest.fixture(scope="module")
@@ -111,7 +133,10 @@ def test_serially_and_why_when_the_model_cannot_be_reloaded_or_the_work_is_small
 
     assert "cannot be sent" in POOL.why_serial(Named(), 20, 4, job)
     assert POOL.why_serial(Named(), 20, 4, abs) is None  # a picklable job: the pool would run
-    assert POOL.map_clips(job, Named(), [], workers=4, progress=False) == ([], POOL.PoolRun(0, "nothing to compute"))
+    assert POOL.map_clips(job, Named(), [], workers=4, progress=False) == (
+        [],
+        POOL.PoolRun(0, "nothing to compute"),
+    )
 
 
 def test_the_weights_fingerprint_sees_one_changed_weight(fresh_small_model):

@@ -116,9 +116,18 @@ def test_wrong_transcript_is_suspect():
 
 
 class StubKokoro:
-    """Just enough of a LoadedKokoro for the cache logic: a source name and voice packs (no model)."""
+    """Just enough of a LoadedKokoro for the cache logic: a source name, voice packs and a model whose
+    DurationEncoder is a fixed stand-in (its identity is part of the cache key)."""
 
     source = "stub"
+
+    def __init__(self):
+        import torch
+
+        self.model = torch.nn.Module()
+        self.model.predictor = torch.nn.Module()
+        self.model.predictor.text_encoder = torch.nn.Linear(1, 1, bias=False)
+        torch.nn.init.zeros_(self.model.predictor.text_encoder.weight)  # the same identity in every instance
 
     def default_voice(self):
         return "af_heart"
