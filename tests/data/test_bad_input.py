@@ -11,6 +11,7 @@ import json
 import numpy as np
 import pytest
 import soundfile as sf
+from stubs import fixed_model
 
 import helpers.data.prepare as P
 from helpers.data.align import edges_to_durations
@@ -45,12 +46,7 @@ class StubKokoro:
     source = "stub"
 
     def __init__(self):
-        import torch
-
-        self.model = torch.nn.Module()
-        self.model.predictor = torch.nn.Module()
-        self.model.predictor.text_encoder = torch.nn.Linear(1, 1, bias=False)
-        torch.nn.init.zeros_(self.model.predictor.text_encoder.weight)  # the same identity in every instance
+        self.model = fixed_model()
 
     def default_voice(self):
         return "af_heart"

@@ -8,6 +8,7 @@ import sys
 
 import numpy as np
 import pytest
+from stubs import fixed_model
 
 from helpers.data.align import DTWSettings, align_durations, edges_to_durations, silent_frames
 from helpers.data.features import FeatureSettings, extract_features, fit_to_grid
@@ -122,12 +123,7 @@ class StubKokoro:
     source = "stub"
 
     def __init__(self):
-        import torch
-
-        self.model = torch.nn.Module()
-        self.model.predictor = torch.nn.Module()
-        self.model.predictor.text_encoder = torch.nn.Linear(1, 1, bias=False)
-        torch.nn.init.zeros_(self.model.predictor.text_encoder.weight)  # the same identity in every instance
+        self.model = fixed_model()
 
     def default_voice(self):
         return "af_heart"
