@@ -308,7 +308,9 @@ def _train(out, minutes, milestones, design, kokoro, report, cfg, train_items, s
     # keeps this fitted to the measured speed as the run goes
     n = max(0, int(remaining / (layer_fraction * t1 + (1 - layer_fraction) * t2))) + trainer.step
     cfg.steps, cfg.layer_steps = n, max(calibration_steps, int(layer_fraction * n))
-    chain_start = trainer.plan_chain(cfg.layer_steps)  # fixed now: Milestones.replan cannot move it
+    # fixed now: Milestones.replan cannot move it; a budget shorter than the plan (a slow CPU, CI's seconds) chains
+    # from the first step after calibration
+    chain_start = trainer.plan_chain(cfg.layer_steps, not_before=trainer.step)
     ms.sec = {"phase1": t1, "phase2": t2}
     print(f"calibration: phase 1 {t1:.2f} s/step, phase 2 {t2:.2f} s/step -> {n} steps planned, layer matching "
           f"chained from step {chain_start}", flush=True)  # fmt: skip

@@ -133,10 +133,13 @@ class Trainer:
         self._upstream: dict[bytes, torch.Tensor] = {}  # token ids -> (512, T) frozen features (style-free)
         self.log = RunLog(self.out)
 
-    def plan_chain(self, layer_steps: int) -> int | None:
+    def plan_chain(self, layer_steps: int, not_before: int = 0) -> int | None:
         """Fix the first chained step from a planned number of layer-matching steps, before training reaches
-        it (the recipe calls this once, after calibration). Later re-planning leaves it where it is."""
+        it (the recipe calls this once, after calibration). Later re-planning leaves it where it is.
+        `not_before`: the earliest step it may be (the recipe's: the steps its calibration already took, so a
+        budget too short for the plan chains from the next step rather than failing)."""
         start = chain_start_step(layer_steps, self.cfg.chain_fraction)
+        start = None if start is None else max(start, not_before)
         if self.chain_start is not None and self.step > self.chain_start:
             raise ValueError(f"layer matching has been chained since step {self.chain_start}: it stays so")
         if start is not None and start < self.step:

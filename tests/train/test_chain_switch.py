@@ -64,6 +64,9 @@ def test_the_recipe_plans_the_switch_once_after_its_teacher_forced_calibration(f
     late.step = 3
     with pytest.raises(ValueError, match="cannot chain from step 2: the run is at step 3"):
         late.plan_chain(4)
+    # a budget shorter than the plan (CI's seconds on a slow CPU): the recipe chains from the step after calibration
+    assert late.plan_chain(4, not_before=late.step) == 3 and late.chain_start == 3
+    assert late.plan_chain(40, not_before=3) == 20, "a plan that leaves room is not moved"
 
 
 def test_a_resumed_run_keeps_the_switch_it_started_with(fresh_small_model, tmp_path):
