@@ -39,8 +39,10 @@ def fresh_runs(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-def test_stage1_is_the_recipe_and_continues_from_a_shipped_adapter(fresh_runs, tmp_path):
-    runs, _ = fresh_runs
+def test_stage1_is_the_recipe_and_stage2_trains_both_students_without_changing_the_targets(
+    fresh_runs, kokoro_offline, tmp_path
+):
+    runs, cache = fresh_runs
     adapter = cli.main(["--stage", "distill", "--minutes", "0.05", *WEIGHTS])
     assert adapter == runs / "distill" / "adapter"
     record = json.loads((runs / "distill" / "results.json").read_text())
@@ -58,16 +60,12 @@ def test_stage1_is_the_recipe_and_continues_from_a_shipped_adapter(fresh_runs, t
     assert adapter_info(again)["surgery"] == adapter_info(shipped)["surgery"]
     assert json.loads((tmp_path / "from-shipped" / "results.json").read_text())["init_adapter"] == str(shipped)
 
-
-@pytest.mark.slow
-def test_stage2_trains_both_students_and_no_student_changes_the_targets(fresh_runs, kokoro_offline):
-    runs, cache = fresh_runs
-    stage1 = cli.main(["--stage", "distill", "--minutes", "0.05", *WEIGHTS])
+    # stage 2 in the same runs folder: the picker weighs stage 1's adapter against the shipped one
     mamba = cli.main(["--stage", "finetune", "--steps", "2", *WEIGHTS])
     assert mamba == runs / "finetune" / "adapter"
     meta = adapter_info(mamba)["metadata"]
     choice = meta["init_choice"]
-    assert set(choice["candidates"]) == {str(stage1), str(SHIPPED_ADAPTERS["mamba"])}, "yours and the shipped one"
+    assert set(choice["candidates"]) == {str(adapter), str(SHIPPED_ADAPTERS["mamba"])}, "yours and the shipped one"
     best = min(choice["candidates"], key=lambda p: choice["candidates"][p]["drift_ms"])
     assert meta["init_adapter"] == choice["adapter"] == best
     assert meta["student"] == "mamba" and Path(meta["voice"]).parent == runs / "voices", "the fitted voice"
@@ -83,8 +81,7 @@ def test_stage2_trains_both_students_and_no_student_changes_the_targets(fresh_ru
     assert control["init_adapter"] is None and control["split_hash"] == meta["split_hash"]
     assert control["voice"] == meta["voice"] and control["train_ids"] == meta["train_ids"]
 
-    shipped_cfc = SHIPPED_ADAPTERS["cfc"]
-    cfc = cli.main(["--stage", "finetune", "--student", "cfc", "--init-adapter", str(shipped_cfc), "--steps", "1",
+    cfc = cli.main(["--stage", "finetune", "--student", "cfc", "--init-adapter", str(shipped), "--steps", "1",
                     "--out", str(runs / "finetune-cfc"), *WEIGHTS])  # fmt: skip
-    assert adapter_block(adapter_info(cfc)) == "cfc" and adapter_info(cfc)["metadata"]["init_adapter"] == str(shipped_cfc)
+    assert adapter_block(adapter_info(cfc)) == "cfc" and adapter_info(cfc)["metadata"]["init_adapter"] == str(shipped)
     assert _targets(cache) == targets, "no student changed the cached targets"
