@@ -32,7 +32,7 @@ from helpers.data.festival import read_timing  # noqa: E402
 from helpers.data.prepare import ItemTargets  # noqa: E402
 from helpers.data.readers import read_dataset  # noqa: E402
 from helpers.data.recordings import prepare_recordings, recordings_config  # noqa: E402
-from helpers.data.truth import compare_words, summarize, word_spans  # noqa: E402
+from helpers.data.truth import score_clips, summarize  # noqa: E402
 from helpers.outputs import dataset_cache_name  # noqa: E402
 from helpers.settings import Settings  # noqa: E402
 
@@ -50,15 +50,7 @@ def cached_items(cache: Path) -> list[ItemTargets]:
 
 def evaluate(items: list[ItemTargets], folder: Path, space: bool = True) -> dict:
     """Per-clip comparisons of the prepared durations with the truth, and the word check's verdicts."""
-    rows, unscored = [], []
-    for tg in items:
-        truth = read_timing(folder, tg.id)
-        spans = word_spans(tg.text, tg.phonemes, tg.durations, space=space)
-        cmp = compare_words(spans, truth["words"], truth["phones"]) if spans else None
-        if cmp is None:
-            unscored.append(tg.id)
-            continue
-        rows.append({"id": tg.id, "suspect": tg.suspect, "checked": tg.check.get("checked"), **cmp})
+    rows, unscored = score_clips(items, folder, space=space)
     return {"rows": rows, "unscored": unscored}
 
 

@@ -25,9 +25,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from helpers.data.festival import read_timing
 from helpers.data.recordings import prepare_recordings
-from helpers.data.truth import compare_words, summarize, word_spans
+from helpers.data.truth import score_clips, summarize
 
 
 def _write_json(path: Path, obj) -> None:
@@ -91,22 +90,10 @@ def prep(kokoro, S, args, state: dict) -> tuple[bool, dict]:
 # ----------------------------------------------------------------------------------------- alignment
 
 
-def alignment_rows(data, folder: Path) -> tuple[list[dict], list[str]]:
-    """Per prepared clip (every split and the suspects), its word edges against the truth (helpers.data.truth)."""
-    rows, unscored = [], []
-    for split in (data.train, data.dev, data.test, data.suspect):
-        for tg in split:
-            spans = word_spans(tg.text, tg.phonemes, tg.durations, space=True)
-            cmp = compare_words(spans, read_timing(folder, tg.id)["words"]) if spans else None
-            if cmp is None:
-                unscored.append(tg.id)
-                continue
-            rows.append({"id": tg.id, "suspect": tg.suspect, "checked": bool(tg.check.get("checked")), **cmp})
-    return rows, unscored
-
-
 def alignment(kokoro, S, args, state: dict) -> tuple[bool, dict]:
-    rows, unscored = alignment_rows(_data(kokoro, S, state), S.dataset_dir())
+    data = _data(kokoro, S, state)  # every prepared clip: each split and the suspects set aside
+    rows, unscored = score_clips([tg for split in (data.train, data.dev, data.test, data.suspect) for tg in split],
+                                 S.dataset_dir())  # fmt: skip
     both = np.concatenate([np.concatenate([r["start_ms"], r["end_ms"]]) for r in rows])
     offset = float(np.median(both))
     table = {

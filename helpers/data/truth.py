@@ -10,6 +10,7 @@ being `pau` phones between words.
     word_spans(text, phonemes, durations, space=True) -> list[WordSpan] | None   # None: not misaki's of text
     compare_words(spans, truth_words) -> dict | None                  # None: the word lists differ
         {"start_ms": (W,) signed errors (ours - truth), "end_ms": (W,), "words": [...], "pause_after": (W,) bool}
+    score_clips(items, folder) -> (rows, unscored)   # prepared clips against the timing Festival saved beside them
     summarize(errors_ms) -> dict(mean_ms, median_ms, p95_ms, within_20, within_50, n)   # on |errors|
 """
 
@@ -80,6 +81,23 @@ def compare_words(spans: list[WordSpan], truth_words: list, truth_phones: list |
         "words": names,
         "pause_after": np.asarray(pause_after, dtype=bool),
     }
+
+
+def score_clips(items, folder, space: bool = True) -> tuple[list[dict], list[str]]:
+    """Each prepared clip (`ItemTargets`) against the truth saved in `folder` (`helpers.data.festival.read_timing`):
+    rows ``{"id", "suspect", "checked", **compare_words(...)}``, and the ids whose words could not be matched."""
+    from helpers.data.festival import read_timing
+
+    rows, unscored = [], []
+    for tg in items:
+        truth = read_timing(folder, tg.id)
+        spans = word_spans(tg.text, tg.phonemes, tg.durations, space=space)
+        cmp = compare_words(spans, truth["words"], truth["phones"]) if spans else None
+        if cmp is None:
+            unscored.append(tg.id)
+            continue
+        rows.append({"id": tg.id, "suspect": tg.suspect, "checked": bool(tg.check.get("checked")), **cmp})
+    return rows, unscored
 
 
 def summarize(errors_ms) -> dict:

@@ -122,17 +122,18 @@ def test_an_interrupted_pool_keeps_finished_items_and_the_next_run_resumes(
 
 def test_serially_and_why_when_the_model_cannot_be_reloaded_or_the_work_is_small(kokoro_small_random):
     job = lambda kokoro, clip: clip * 2  # a lambda does not pickle: it could never reach a worker anyway
-    out, run = POOL.map_clips(job, kokoro_small_random, list(range(20)), workers=4, progress=False)
-    assert out == [2 * i for i in range(20)] and run.workers == 1
+    n = POOL.MIN_POOL_CLIPS + 8  # enough clips for the pool: the model is why not
+    out, run = POOL.map_clips(job, kokoro_small_random, list(range(n)), workers=4, progress=False)
+    assert out == [2 * i for i in range(n)] and run.workers == 1
     assert "'random' cannot be reloaded" in run.serial_because
-    assert "one worker" in POOL.why_serial(kokoro_small_random, 20, 1, job)
+    assert "one worker" in POOL.why_serial(kokoro_small_random, n, 1, job)
     assert "the pool starts from" in POOL.why_serial(kokoro_small_random, POOL.MIN_POOL_CLIPS - 1, 4, job)
 
     class Named:  # a model that says it is reloadable, with a job that cannot be sent
         source = "offline-int8"
 
-    assert "cannot be sent" in POOL.why_serial(Named(), 20, 4, job)
-    assert POOL.why_serial(Named(), 20, 4, abs) is None  # a picklable job: the pool would run
+    assert "cannot be sent" in POOL.why_serial(Named(), n, 4, job)
+    assert POOL.why_serial(Named(), n, 4, abs) is None  # a picklable job: the pool would run
     assert POOL.map_clips(job, Named(), [], workers=4, progress=False) == (
         [],
         POOL.PoolRun(0, "nothing to compute"),
