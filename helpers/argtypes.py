@@ -131,7 +131,7 @@ RANGES: dict[str, tuple] = {
     "mel_items": (0, None, False),
     "mel_crop_frames": (1, None, False),
     **{w: (0, None, False) for w in ("w_feature", "w_dur_l1", "w_dur_bce", "w_dur_cum", "w_f0", "w_energy",
-                                     "w_mel", "w_stft", "w_layer")},  # fmt: skip
+                                     "w_mel", "w_layer")},  # fmt: skip
 }
 
 

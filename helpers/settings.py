@@ -40,7 +40,7 @@ import torch
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 FULL_STAGE1_MINUTES = 60.0  # the shipped adapters' budget (results/distill-cpu)
-CI_STAGE1_MINUTES = 0.25  # CI: a handful of recipe steps on the CPU
+CI_STAGE1_MINUTES = 0.1  # CI: a handful of recipe steps on the CPU (the calibration steps, then a few more)
 
 
 def _default_cache_dir() -> Path:

@@ -41,7 +41,7 @@ def tiny(tmp_path, monkeypatch):
         (cache / weights.name).symlink_to(weights)
     monkeypatch.setenv("KOKORO_MAMBA_CACHE", str(cache))
     monkeypatch.delenv("KOKORO_MAMBA_DATASET", raising=False)
-    make_speaker(SENTENCES[:10], cache / "rehearsal-slt", progress=False)
+    make_speaker(SENTENCES[:8], cache / "rehearsal-slt", progress=False)
     return tmp_path
 
 
@@ -65,7 +65,7 @@ def test_the_rehearsal_runs_every_phase_at_a_tiny_size(tiny):
     assert test_ids and not test_ids & set(split["train"] + split["dev"])
     # the alignment phase scored the prepared clips against Festival's truth
     alignment = json.loads((out / "alignment.json").read_text())
-    assert alignment["clips"] >= 8 and 0 < alignment["table"]["word starts and ends"]["mean_ms"] < 200
+    assert alignment["clips"] >= 6 and 0 < alignment["table"]["word starts and ends"]["mean_ms"] < 200
     # the fitted voice against the stock pack it started from, on the test clips only
     voice = pd.read_csv(out / "voice.csv")
     assert set(voice["id"]) == test_ids and set(voice["voice"]) == {"fitted", "bf_emma"}
@@ -90,7 +90,7 @@ def test_the_rehearsal_runs_every_phase_at_a_tiny_size(tiny):
         "Mamba (stage 2)",
     } <= set(per["model"])
     diffs = pd.read_csv(out / "differences.csv")
-    assert diffs["verdict"].str.startswith("too few clips").all(), "two or three test clips: no verdict"
+    assert diffs["verdict"].str.startswith("too few clips").all(), "one test clip: no verdict"
     assert (out / "conclusion.txt").read_text().startswith("Primary question")
     anatomy = json.loads((out / "anatomy.json").read_text())
     assert "Mamba (stage 2) vs Mamba (stage 1)" in anatomy["paired"] and len(anatomy["means"]) == 4

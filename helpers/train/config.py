@@ -51,7 +51,6 @@ class TrainConfig:
     w_f0: float = 1.0
     w_energy: float = 1.0
     w_mel: float = 5.0  # stage 2 only
-    w_stft: float = 0.0  # stage 2 only; multi-resolution STFT needs target audio
     prosody_items: int = 1  # per batch, utterances that also get F0/N losses (each is a B=1 pass)
     layer_fraction: float = 1.0  # distill: the recipe's share of its planned steps spent layer matching (0: end to end)
     layer_steps: int = 0  # distill: the first N steps match each block to its LSTM layer only (layerwise.py); the

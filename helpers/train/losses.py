@@ -10,7 +10,7 @@ Stage 1, distillation (teacher = the original LSTM DurationEncoder, student = th
 Stage 2, fine-tuning on recordings: the same duration/F0/N terms against the dataset targets (durations
 from notebook 04's DTW, pYIN F0, log-norm energy) plus the original plan's L1 on log-mel spectrograms of
 generated vs real audio (`cropped_mel_loss`: valid because the alignment is teacher-forced from the target
-durations), and optionally a multi-resolution STFT term. Only what the text can predict is compared: the
+durations). Only what the text can predict is compared: the
 duration loss skips BOS/EOS and the punctuation next to them (helpers.train.items.prosody_mask: their
 durations are the recording's silences), and the F0 loss the frames pYIN calls unvoiced (F0 = 0 there).
 """
@@ -100,16 +100,3 @@ def cropped_mel_loss(
     audio = decode(model, ids, aln, f0, n_curve, ref_s[:, :128], seed=None, crop=(a, a + W))  # (600 W,)
     target = torch.as_tensor(mel[:, 2 * a : 2 * (a + W)], device=ids.device)  # (80, 2W)
     return mel_loss(audio.reshape(-1), target)
-
-
-def multi_resolution_stft_loss(
-    audio: torch.Tensor, target: torch.Tensor, resolutions=((512, 120, 480), (1024, 240, 960), (256, 60, 240))
-) -> torch.Tensor:
-    """Spectral convergence + log-magnitude L1, averaged over (n_fft, hop, win) resolutions."""
-    total = audio.new_zeros(())
-    for n_fft, hop, win in resolutions:
-        w = torch.hann_window(win, device=audio.device)
-        s = torch.stft(audio.float(), n_fft, hop, win, w, return_complex=True).abs().clamp(min=1e-7)
-        t = torch.stft(target.float(), n_fft, hop, win, w, return_complex=True).abs().clamp(min=1e-7)
-        total = total + torch.linalg.norm(t - s) / torch.linalg.norm(t) + F.l1_loss(s.log(), t.log())
-    return total / len(resolutions)

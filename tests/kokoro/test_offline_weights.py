@@ -59,7 +59,7 @@ def test_rebuilt_weights_match_onnxruntime(kokoro_offline, ort_session):
             },
         )
         dur_ort = np.asarray(dur_ort).reshape(-1).astype(int)
-        out = synthesize_ids(kokoro_offline.model, ids, ref_s, seed=0)
+        out = synthesize_ids(kokoro_offline.model, ids, ref_s, seed=0, decoder=False)  # its durations only
         dur_pt = out["durations"].numpy()
         same += int((dur_pt == dur_ort).sum())
         total += len(ids)
