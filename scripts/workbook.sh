@@ -48,23 +48,20 @@ setup() {
   . "$VENV/bin/activate"
   local stamp="$VENV/.kokoro-mamba-installed-$(cat pyproject.toml constraints.txt 2>/dev/null | sha256sum | cut -c1-16)"
   if [ -f "$stamp" ]; then return 0; fi
-  # --no-compile: Python byte-compiles each module when it is first imported instead of pip compiling every file of
-  # every package at install time (measured: torch alone 16.6 s -> 4.8 s to install)
-  local NO_COMPILE=--no-compile
-  python -m pip install -q $NO_COMPILE ${CONSTRAINTS:+-c "$CONSTRAINTS"} --upgrade pip  # pip itself pinned too
+  python -m pip install -q ${CONSTRAINTS:+-c "$CONSTRAINTS"} --upgrade pip  # pip itself pinned too
   if ! python -c "import torch" >/dev/null 2>&1; then
     if has_cuda; then
-      python -m pip install -q $NO_COMPILE torch            # CUDA build
+      python -m pip install -q torch            # CUDA build
     else
       # CPU build pinned first, so nothing later pulls several GB of CUDA wheels.
       # Set TORCH_INDEX_URL to PyTorch's CPU wheel index on machines whose default index serves CUDA builds.
-      python -m pip install -q $NO_COMPILE ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"} "torch==${TORCH_VERSION:-2.13.0}"
+      python -m pip install -q ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"} "torch==${TORCH_VERSION:-2.13.0}"
     fi
   fi
   # exact versions from constraints.txt (torch is not in it: installed above, CPU or CUDA build)
-  python -m pip install -q $NO_COMPILE ${CONSTRAINTS:+-c "$CONSTRAINTS"} -e ".[notebook,test,eval,offline]"
+  python -m pip install -q ${CONSTRAINTS:+-c "$CONSTRAINTS"} -e ".[notebook,test,eval,offline]"
   # speaker similarity: resemblyzer without its declared deps (pyproject.toml, eval: webrtcvad-wheels instead)
-  python -m pip install -q $NO_COMPILE ${CONSTRAINTS:+-c "$CONSTRAINTS"} --no-deps "resemblyzer==0.1.4"
+  python -m pip install -q ${CONSTRAINTS:+-c "$CONSTRAINTS"} --no-deps "resemblyzer==0.1.4"
   python -m ipykernel install --sys-prefix --name kokoro-mamba --display-name "kokoro-mamba" >/dev/null
   rm -f "$VENV"/.kokoro-mamba-installed-*
   touch "$stamp"
