@@ -24,7 +24,6 @@ packs ship with the project and work with every source; af_heart is the default 
 from __future__ import annotations
 
 import io
-import os
 import tempfile
 import warnings
 from dataclasses import dataclass, field
@@ -35,6 +34,7 @@ import torch
 from helpers.kokoro import checkpoint as C
 from helpers.kokoro import weights as W
 from helpers.kokoro.voices import DEFAULT_VOICE, available_voices, load_voice
+from helpers.outputs import atomic_write
 from helpers.settings import Settings
 
 HUB_REPO = "hexgrad/Kokoro-82M"
@@ -133,9 +133,9 @@ def offline_state_dict(
     path.parent.mkdir(parents=True, exist_ok=True)
     buf = io.BytesIO()
     torch.save({"components": components, "absent_keys": absent}, buf)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_bytes(buf.getvalue())
-    os.replace(tmp, path)  # atomic: a crash never leaves a half-written cache behind
+    # atomic, through a temporary name of this process's own: a crash never leaves a half-written cache behind,
+    # and two processes rebuilding at once (a fresh HOME, two notebooks) each write whole files
+    atomic_write(path, buf.getvalue())
     return components, absent
 
 
