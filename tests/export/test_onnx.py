@@ -52,7 +52,7 @@ def test_export_refuses_to_overwrite(tmp_path, kokoro_small_random):
 
 
 @pytest.mark.slow
-def test_onnxruntime_matches_torch_on_12_heldout_sentences(tmp_path, kokoro_offline):
+def test_onnxruntime_matches_torch_on_8_heldout_sentences(tmp_path, kokoro_offline):
     from helpers.compare.contenders import adapter_twin
     from helpers.compare.metrics import mcd
     from helpers.kokoro.g2p import phonemize
@@ -64,12 +64,12 @@ def test_onnxruntime_matches_torch_on_12_heldout_sentences(tmp_path, kokoro_offl
     assert loop_ops(path) >= 3  # one scan per layer, each a Loop
     onnx_model = OnnxKokoro(path)
     pack = kokoro_offline.voice("af_heart")
-    sentences = (REPO_ROOT / "data" / "text" / "heldout.txt").read_text().splitlines()[:12]  # benchmarks/bench_onnx.py: all 20
+    sentences = (REPO_ROOT / "data" / "text" / "heldout.txt").read_text().splitlines()[:8]  # benchmarks/bench_onnx.py: all 20
     lengths = set()
     for i, text in enumerate(sentences):
         audio, dur = onnx_model.synthesize(text, pack)
         lengths.add(len(dur))
-        if i < 3:  # the whole path in torch, audio included
+        if i < 2:  # the whole path in torch, audio included
             want = synthesize(mamba, text, voice=pack, seed=0)
             assert np.array_equal(dur, want.durations), (text, np.flatnonzero(dur != want.durations))
             assert audio.shape == want.audio.shape
@@ -78,4 +78,4 @@ def test_onnxruntime_matches_torch_on_12_heldout_sentences(tmp_path, kokoro_offl
         else:  # the same torch path stopped before the decoder (durations do not depend on it)
             want_dur = predict_prosody(mamba, phonemize(text), pack)["durations"]
             assert np.array_equal(dur, want_dur), (text, np.flatnonzero(dur != want_dur))
-    assert len(lengths) >= 8  # one graph, many sequence lengths
+    assert len(lengths) >= 6  # one graph, many sequence lengths
