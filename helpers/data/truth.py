@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from helpers.data.festival import read_timing
 from helpers.data.wordcheck import _word_units
 from helpers.grid import FRAME_MS
 from helpers.kokoro.g2p import kokoro_vocab
@@ -86,8 +87,6 @@ def compare_words(spans: list[WordSpan], truth_words: list, truth_phones: list |
 def score_clips(items, folder, space: bool = True) -> tuple[list[dict], list[str]]:
     """Each prepared clip (`ItemTargets`) against the truth saved in `folder` (`helpers.data.festival.read_timing`):
     rows ``{"id", "suspect", "checked", **compare_words(...)}``, and the ids whose words could not be matched."""
-    from helpers.data.festival import read_timing
-
     rows, unscored = [], []
     for tg in items:
         truth = read_timing(folder, tg.id)

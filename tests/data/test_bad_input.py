@@ -11,7 +11,7 @@ import json
 import numpy as np
 import pytest
 import soundfile as sf
-from stubs import fixed_model
+import stubs
 
 import helpers.data.prepare as P
 from helpers.data.align import edges_to_durations
@@ -38,18 +38,8 @@ def letters(text: str) -> str:
     return " ".join("".join(c for c in text.lower() if c.isalpha() or c.isspace()).split())
 
 
-class StubKokoro:
-    """Enough of a LoadedKokoro for preparation with a fake compute_targets: a source, a voice pack (the tests
-    name the voice, so no reference voice is chosen by pYIN) and a model whose DurationEncoder is a fixed stand-in
-    (its identity is part of the targets' cache key: helpers.transplant.surgery.encoder_identity)."""
-
-    source = "stub"
-
-    def __init__(self):
-        self.model = fixed_model()
-
-    def default_voice(self):
-        return "af_heart"
+class StubKokoro(stubs.StubKokoro):
+    """The stand-in with a zero voice pack (the tests name the voice, so no reference voice is chosen by pYIN)."""
 
     def voice(self, name=None):
         import torch

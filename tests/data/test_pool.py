@@ -26,9 +26,7 @@ from helpers.kokoro.g2p import phonemize
 from helpers.settings import REPO_ROOT, Settings
 
 LIBRIVOX = REPO_ROOT / "data" / "librivox"
-BROKEN = (
-    "sense_and_sensibility_01_austen_64kb-0920"  # its wav is spoilt after validation: it must fail, not stop
-)
+BROKEN = "sense_and_sensibility_01_austen_64kb-0920"  # its wav is spoilt after validation: it must fail, not stop
 CONFIG = PrepareConfig(voice="am_michael")  # a named voice: no F0 register measured on the (spoilt) clips
 
 
@@ -59,9 +57,7 @@ def _prepare(kokoro, folder, cache, workers):
     S = Settings(mode="ci", cache_dir=cache.parent)
     config = dataclasses.replace(CONFIG, workers=workers)
     with _one_thread() if workers == 1 else contextlib.nullcontext():
-        return prepare_dataset(
-            kokoro, data, S, config, report=report, cache_dir=cache, progress=False, verbose=False
-        )
+        return prepare_dataset(kokoro, data, S, config, report=report, cache_dir=cache, progress=False, verbose=False)
 
 
 @pytest.fixture(scope="module")
@@ -134,10 +130,7 @@ def test_serially_and_why_when_the_model_cannot_be_reloaded_or_the_work_is_small
 
     assert "cannot be sent" in POOL.why_serial(Named(), n, 4, job)
     assert POOL.why_serial(Named(), n, 4, abs) is None  # a picklable job: the pool would run
-    assert POOL.map_clips(job, Named(), [], workers=4, progress=False) == (
-        [],
-        POOL.PoolRun(0, "nothing to compute"),
-    )
+    assert POOL.map_clips(job, Named(), [], workers=4, progress=False) == ([], POOL.PoolRun(0, "nothing to compute"))
 
 
 def test_the_weights_fingerprint_sees_one_changed_weight(fresh_small_model):

@@ -8,7 +8,7 @@ import sys
 
 import numpy as np
 import pytest
-from stubs import fixed_model
+import stubs
 
 from helpers.data.align import DTWSettings, align_durations, edges_to_durations, silent_frames
 from helpers.data.features import FeatureSettings, extract_features, fit_to_grid
@@ -116,17 +116,8 @@ def test_wrong_transcript_is_suspect():
 # ------------------------------------------------------------------------------------------- cache
 
 
-class StubKokoro:
-    """Just enough of a LoadedKokoro for the cache logic: a source name, voice packs and a model whose
-    DurationEncoder is a fixed stand-in (its identity is part of the cache key)."""
-
-    source = "stub"
-
-    def __init__(self):
-        self.model = fixed_model()
-
-    def default_voice(self):
-        return "af_heart"
+class StubKokoro(stubs.StubKokoro):
+    """The stand-in with a voice pack whose rows all differ."""
 
     def voice(self, name=None):
         import torch
